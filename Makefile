@@ -1,0 +1,49 @@
+# Every target bootstraps what it needs: a fresh machine with Python 3.11+ and
+# network access to PyPI is enough. The virtual environment is rebuilt only when
+# a lock file changes.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: help dev test lint format lock migrate clean
+
+help:
+	@echo "make dev     run the service on http://127.0.0.1:8080 (embedded PostgreSQL unless DATABASE_URL is set)"
+	@echo "make test    the whole test suite"
+	@echo "make lint    ruff + mypy"
+	@echo "make lock    re-resolve the lock files after editing a *.in file"
+
+$(STAMP): requirements-dev.txt service/requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes requirements-dev.txt
+	touch $(STAMP)
+
+dev: $(STAMP)
+	$(BIN)/python -m devtools.dev
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+lock:
+	test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"; }
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+		service/requirements.in -o service/requirements.txt
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+		requirements-dev.in -o requirements-dev.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

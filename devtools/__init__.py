@@ -1,0 +1,1 @@
+"""Developer tooling (local database, `make dev`). Never shipped with the service."""

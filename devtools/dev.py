@@ -1,0 +1,54 @@
+"""`make dev`: the service on http://127.0.0.1:8080 (PORT overrides).
+
+With no DATABASE_URL, starts the embedded PostgreSQL with its data in ``.localdb/``
+(kept across restarts), creates the ``app`` database, applies the migrations and
+serves the API with auto-reload. With DATABASE_URL set, uses that database.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from devtools.localdb import LocalPostgres
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICE_DIR = ROOT / "service"
+LOCALDB_DIR = ROOT / ".localdb"
+
+
+def main() -> int:
+    env = dict(os.environ)
+    env.setdefault("ENVIRONMENT", "local")
+    env.setdefault("PYTHONPATH", str(SERVICE_DIR))
+    database: LocalPostgres | None = None
+    if not env.get("DATABASE_URL"):
+        database = LocalPostgres(LOCALDB_DIR, port=int(env.get("LOCALDB_PORT", "54329")))
+        database.start()
+        env["DATABASE_URL"] = database.create_database("app")
+        print(f"embedded PostgreSQL on 127.0.0.1:{database.port}, data in {LOCALDB_DIR}", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "webapi.migrate"], cwd=SERVICE_DIR, env=env, check=True)
+        port = env.get("PORT", "8080")
+        print(f"serving on http://127.0.0.1:{port} (docs: /docs)", flush=True)
+        return subprocess.run(
+            [
+                sys.executable, "-m", "uvicorn", "webapi.main:create_app", "--factory",
+                "--host", env.get("HOST", "127.0.0.1"), "--port", port,
+                "--reload", "--reload-dir", str(SERVICE_DIR), "--no-access-log",
+            ],
+            cwd=SERVICE_DIR,
+            env=env,
+            check=False,
+        ).returncode
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if database is not None:
+            database.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

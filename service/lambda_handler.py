@@ -1,0 +1,66 @@
+"""AWS Lambda entry: ``lambda_handler.handler``.
+
+The app and its database engine are built once per execution environment, at
+import (Lambda's init phase), in the event loop Mangum keeps for every later
+invocation, so the pooled connection survives across warm invocations. Mangum's
+lifespan is off: in Mangum 0.22 it would run startup and shutdown around every
+request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from mangum import Mangum
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from webapi.main import create_app, startup
+
+
+class StagePrefix:
+    """Tell the app the URL prefix API Gateway added, so links and the docs work.
+
+    * REST API (payload 1.0): ``requestContext.path`` is ``/prod/users`` while
+      ``path`` is ``/users``; the prefix is the difference.
+    * HTTP API (payload 2.0) on a named stage: ``rawPath`` keeps ``/{stage}``.
+    The ASGI path keeps the prefix and ``root_path`` names it, as the ASGI spec wants.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    @staticmethod
+    def prefix(event: dict[str, Any], path: str) -> str:
+        context = event.get("requestContext") or {}
+        if event.get("version") == "2.0":
+            stage = context.get("stage") or "$default"
+            stage_prefix = f"/{stage}"
+            if stage != "$default" and (path == stage_prefix or path.startswith(stage_prefix + "/")):
+                return stage_prefix
+            return ""
+        full_path = context.get("path") or ""
+        if full_path != path and full_path.endswith(path):
+            return full_path[: len(full_path) - len(path)].rstrip("/")
+        return ""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        event = scope.get("aws.event")
+        if scope["type"] == "http" and event:
+            prefix = self.prefix(event, scope["path"])
+            if prefix:
+                scope = dict(scope)
+                scope["root_path"] = prefix
+                if not scope["path"].startswith(prefix + "/") and scope["path"] != prefix:
+                    scope["path"] = prefix + scope["path"]
+        await self.app(scope, receive, send)
+
+
+app = create_app()
+asgi_handler = Mangum(StagePrefix(app), lifespan="off")
+# Mangum set the event loop it will use for every invocation; start up in it, once.
+asyncio.get_event_loop().run_until_complete(startup(app))
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return asgi_handler(event, context)

@@ -1,0 +1,1 @@
+"""The FastAPI service shipped to AWS Lambda and Google Cloud Run."""

@@ -1,0 +1,1 @@
+"""HTTP routes. Thin: validate, call a service, shape the response."""

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, HTTPException, Response, status
+
+from webapi.api.responses import errors
+from webapi.deps import CurrentUser, PaginationDep, SessionDep, SettingsDep
+from webapi.schemas import Page, UserCreate, UserPublic
+from webapi.services import users as users_service
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.post(
+    "",
+    response_model=UserPublic,
+    status_code=status.HTTP_201_CREATED,
+    summary="Sign up",
+    responses=errors(409, 413, 503),
+)
+async def sign_up(data: UserCreate, session: SessionDep, settings: SettingsDep) -> UserPublic:
+    try:
+        user = await users_service.create_user(
+            session=session, data=data, hash_concurrency=settings.password_hash_concurrency
+        )
+    except users_service.EmailAlreadyRegisteredError:
+        raise HTTPException(status.HTTP_409_CONFLICT, "Email already registered") from None
+    return UserPublic.model_validate(user)
+
+
+@router.get("", response_model=Page[UserPublic], summary="List users", responses=errors(401, 503))
+async def list_users(
+    session: SessionDep, _user: CurrentUser, pagination: PaginationDep
+) -> Page[UserPublic]:
+    users, total = await users_service.list_users(
+        session=session, page=pagination.page, per_page=pagination.per_page
+    )
+    return Page[UserPublic](
+        items=[UserPublic.model_validate(u) for u in users],
+        total=total,
+        page=pagination.page,
+        per_page=pagination.per_page,
+    )
+
+
+@router.get("/me", response_model=UserPublic, summary="The signed-in user", responses=errors(401, 503))
+async def read_me(user: CurrentUser) -> UserPublic:
+    return UserPublic.model_validate(user)
+
+
+@router.get("/{user_id}", response_model=UserPublic, summary="One user", responses=errors(401, 404, 503))
+async def read_user(user_id: uuid.UUID, session: SessionDep, _user: CurrentUser) -> UserPublic:
+    user = await users_service.get_user(session=session, user_id=user_id)
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "User not found")
+    return UserPublic.model_validate(user)
+
+
+@router.delete(
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete your own account (and its items)",
+    responses=errors(401, 403, 503),
+)
+async def delete_user(user_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Response:
+    if user_id != user.id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "You can only delete your own account")
+    await users_service.delete_user(session=session, user=user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

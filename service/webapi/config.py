@@ -1,0 +1,181 @@
+"""Settings: one typed model, read from the environment once per process.
+
+Where the values come from depends on the platform, and the model covers all three:
+
+* local development and tests: plain environment variables (or a ``.env`` file);
+* Cloud Run: plain environment variables, the secret ones injected by Cloud Run
+  from Secret Manager (``DATABASE_URL``, ``SECRET_KEY``);
+* Lambda: ``DATABASE_SECRET_ARN`` and ``SECRET_KEY_SECRET_ARN`` name Secrets Manager
+  secrets; :func:`get_settings` reads them once per execution environment.
+"""
+
+from __future__ import annotations
+
+
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from webapi.aws_secrets import DatabaseSecret, read_secret_string
+
+MIN_SECRET_KEY_LENGTH = 32
+_WEAK_SECRET_KEYS = frozenset(
+    {"secret", "changeme", "change-me", "your-secret-key-here", "your-secret-key", "password"}
+)
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    TEST = "test"
+    DEV = "dev"
+    STAGING = "staging"
+    PROD = "prod"
+
+    @property
+    def is_deployed(self) -> bool:
+        return self not in (Environment.LOCAL, Environment.TEST)
+
+
+class Platform(StrEnum):
+    LAMBDA = "lambda"
+    CLOUD_RUN = "cloud_run"
+    LOCAL = "local"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or unusable; the message names the setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    app_name: str = "FastAPI Service"
+    debug: bool = False
+    environment: Environment = Environment.LOCAL
+
+    # Database: a full URL, or (on Lambda) the ARN of an RDS-style JSON secret.
+    database_url: SecretStr | None = None
+    database_secret_arn: str | None = None
+    db_pool_size: int = Field(5, ge=1, le=100)
+    db_max_overflow: int = Field(5, ge=0, le=100)
+    db_pool_timeout_seconds: float = Field(10.0, gt=0)
+    db_pool_recycle_seconds: int = Field(1800, ge=-1)
+    db_connect_timeout_seconds: float = Field(5.0, gt=0)
+    db_command_timeout_seconds: float = Field(15.0, gt=0)
+    readiness_timeout_seconds: float = Field(2.0, gt=0)
+
+    redis_url: SecretStr | None = None
+
+    # Tokens: a value, or (on Lambda) the ARN of a secret holding it.
+    secret_key: SecretStr | None = None
+    secret_key_secret_arn: str | None = None
+    algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    access_token_expire_minutes: int = Field(30, ge=1, le=1440)
+    password_hash_concurrency: int = Field(2, ge=1, le=64)
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_request_body_bytes: int = Field(1_048_576, ge=1024)
+
+    uploads_bucket: str | None = None
+
+    # Read from the platform's own variables.
+    aws_lambda_function_name: str | None = None
+    k_service: str | None = None
+    google_cloud_project: str | None = None
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                import json
+
+                return json.loads(value)
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _asyncpg_scheme(cls, value: object) -> object:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(raw, str):
+            for prefix in ("postgres://", "postgresql://"):
+                if raw.startswith(prefix):
+                    return "postgresql+asyncpg://" + raw[len(prefix) :]
+        return value
+
+    @model_validator(mode="after")
+    def _deployed_needs_strong_key(self) -> Settings:
+        # A key still to be read from Secrets Manager is checked after it is read.
+        if self.secret_key_secret_arn and self.secret_key is None:
+            return self
+        if self.environment.is_deployed:
+            check_secret_key(self.secret_key)
+        return self
+
+    @property
+    def platform(self) -> Platform:
+        if self.aws_lambda_function_name:
+            return Platform.LAMBDA
+        if self.k_service:
+            return Platform.CLOUD_RUN
+        return Platform.LOCAL
+
+    @property
+    def signing_key(self) -> str:
+        if self.secret_key is None:  # only possible in local/test, see resolve_settings
+            raise SettingsError("SECRET_KEY is not set")
+        return self.secret_key.get_secret_value()
+
+    def sqlalchemy_url(self) -> str:
+        if self.database_url is None:
+            raise SettingsError(
+                "DATABASE_URL is not set (nor DATABASE_SECRET_ARN on Lambda); "
+                "`make dev` starts a local PostgreSQL and sets it for you"
+            )
+        return self.database_url.get_secret_value()
+
+
+def check_secret_key(key: SecretStr | None) -> None:
+    if key is None:
+        raise SettingsError("SECRET_KEY is required outside local development (ENVIRONMENT)")
+    value = key.get_secret_value()
+    if len(value) < MIN_SECRET_KEY_LENGTH or value.lower() in _WEAK_SECRET_KEYS:
+        raise SettingsError(
+            f"SECRET_KEY is too weak: use at least {MIN_SECRET_KEY_LENGTH} random characters"
+        )
+
+
+def resolve_settings(settings: Settings) -> Settings:
+    """Fill in what the platform delivers indirectly; check the result.
+
+    On Lambda the database credentials and the signing key arrive as Secrets Manager
+    ARNs. Values given directly win over ARNs, so a local run can override either.
+    """
+    updates: dict[str, object] = {}
+    if settings.database_url is None and settings.database_secret_arn:
+        db_secret = DatabaseSecret.parse(read_secret_string(settings.database_secret_arn))
+        updates["database_url"] = SecretStr(db_secret.sqlalchemy_url())
+    if settings.secret_key is None and settings.secret_key_secret_arn:
+        updates["secret_key"] = SecretStr(read_secret_string(settings.secret_key_secret_arn))
+    if updates:
+        settings = settings.model_copy(update=updates)
+    if settings.environment.is_deployed:
+        check_secret_key(settings.secret_key)
+    elif settings.secret_key is None:
+        # Local development only: an ephemeral key, so tokens last until a restart.
+        settings = settings.model_copy(update={"secret_key": SecretStr(secrets.token_urlsafe(48))})
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, with secrets resolved: read once, then cached."""
+    return resolve_settings(Settings())
+
+

@@ -1,0 +1,88 @@
+"""The database engine and sessions, sized for the platform the service runs on."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from webapi.config import Platform, Settings
+
+
+def engine_options(settings: Settings) -> dict[str, Any]:
+    """Pool options per platform.
+
+    * Lambda: one request at a time per execution environment, so exactly one
+      connection, never more, kept across warm invocations; pre-ping detects a
+      connection that died while the environment was frozen.
+    * Cloud Run and local: a bounded pool sized by DB_POOL_SIZE (the stack sets it
+      from the request concurrency) plus DB_MAX_OVERFLOW; requests beyond that wait
+      up to DB_POOL_TIMEOUT_SECONDS instead of opening unbounded connections.
+    """
+    connect_args = {
+        "timeout": settings.db_connect_timeout_seconds,
+        "command_timeout": settings.db_command_timeout_seconds,
+        "server_settings": {"application_name": settings.app_name[:63]},
+    }
+    if settings.platform is Platform.LAMBDA:
+        pool_size, max_overflow = 1, 0
+    else:
+        pool_size, max_overflow = settings.db_pool_size, settings.db_max_overflow
+    return {
+        "pool_size": pool_size,
+        "max_overflow": max_overflow,
+        "pool_timeout": settings.db_pool_timeout_seconds,
+        "pool_recycle": settings.db_pool_recycle_seconds,
+        "pool_pre_ping": True,
+        "connect_args": connect_args,
+    }
+
+
+@dataclass
+class Database:
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        engine = create_async_engine(settings.sqlalchemy_url(), **engine_options(settings))
+        return cls(engine=engine, sessionmaker=make_sessionmaker(engine))
+
+    async def ping(self, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def make_sessionmaker(bind: Any) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
+
+
+# The errors that mean "the database cannot be reached right now", as opposed to a
+# bug or bad data: the API answers them with 503 and the pool recovers by itself.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InterfaceError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, UNAVAILABLE_ERRORS)

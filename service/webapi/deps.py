@@ -1,0 +1,93 @@
+"""The dependency vocabulary of the routes: settings, sessions, the current user."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from webapi.config import Settings
+from webapi.db import Database
+from webapi.models import Item, User
+from webapi.schemas import MAX_PAGE, MAX_PER_PAGE
+from webapi.security import InvalidTokenError, decode_access_token
+from webapi.services import items as items_service
+from webapi.services import users as users_service
+
+# Relative, so Swagger UI posts to the right URL behind an API Gateway stage prefix.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="api/v1/auth/token", auto_error=False)
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.db
+    return database
+
+
+async def get_session(
+    database: Annotated[Database, Depends(get_database)],
+) -> AsyncIterator[AsyncSession]:
+    async with database.sessionmaker() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+_UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
+
+
+def unauthorized(detail: str = "Not authenticated") -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers=_UNAUTHORIZED_HEADERS)
+
+
+async def get_current_user(
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> User:
+    if not token:
+        raise unauthorized()
+    try:
+        user_id = decode_access_token(token, settings)
+    except InvalidTokenError:
+        raise unauthorized("Invalid or expired token") from None
+    user = await users_service.get_user(session=session, user_id=user_id)
+    if user is None or not user.is_active:
+        raise unauthorized("Invalid or expired token")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_owned_item(item_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Item:
+    item = await items_service.get_owned_item(session=session, owner=user, item_id=item_id)
+    if item is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Item not found")
+    return item
+
+
+OwnedItem = Annotated[Item, Depends(get_owned_item)]
+
+
+class Pagination:
+    def __init__(
+        self,
+        page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number")] = 1,
+        per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE, description="Page size")] = 20,
+    ) -> None:
+        self.page = page
+        self.per_page = per_page
+
+
+PaginationDep = Annotated[Pagination, Depends()]

@@ -1,0 +1,55 @@
+"""Exception handlers: every error the API returns is JSON with a ``detail``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from webapi.db import is_unavailable
+from webapi.middleware import current_request_id
+
+log = logging.getLogger("webapi.error")
+
+DB_RETRY_AFTER_SECONDS = "5"
+
+
+async def http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse(
+        {"detail": exc.detail, "request_id": current_request_id()},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+async def validation_exception_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{k: v for k, v in error.items() if k in ("type", "loc", "msg")} for error in exc.errors()]
+    return JSONResponse(
+        {"detail": jsonable_encoder(errors), "request_id": current_request_id()}, status_code=422
+    )
+
+
+async def database_exception_handler(request: Request, exc: Exception) -> JSONResponse:
+    if not is_unavailable(exc):
+        raise exc  # a real bug: the unhandled-error middleware logs it and answers 500
+    log.warning("database unavailable", extra={"error": type(exc).__name__})
+    return JSONResponse(
+        {"detail": "Database unavailable, retry shortly", "request_id": current_request_id()},
+        status_code=503,
+        headers={"Retry-After": DB_RETRY_AFTER_SECONDS},
+    )
+
+
+def install_exception_handlers(app: FastAPI) -> None:
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    app.add_exception_handler(HTTPException, http_exception_handler)
+    app.add_exception_handler(RequestValidationError, validation_exception_handler)
+    for error_type in (SQLAlchemyError, DBAPIError, OSError, TimeoutError):
+        app.add_exception_handler(error_type, database_exception_handler)

@@ -1,0 +1,48 @@
+"""Structured logging: one JSON object per line, with the request's context."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+# Set by the request middleware, read by every log line written during the request.
+log_context: ContextVar[dict[str, Any] | None] = ContextVar("log_context", default=None)
+
+_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "severity": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(log_context.get() or {})
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, separators=(",", ":"))
+
+
+def configure_logging(*, debug: bool = False) -> None:
+    """Route everything through one JSON handler on stdout (Lambda and Cloud Run both
+    ship stdout to their log service). Replaces handlers the runtime installed."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "mangum", "mangum.http"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # Our middleware writes the access log; uvicorn's and Mangum's would repeat it.
+    logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("mangum.http").setLevel(logging.WARNING)

@@ -1,0 +1,99 @@
+"""The application factory and its once-per-process startup."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+from starlette.middleware.cors import CORSMiddleware
+
+from webapi.api import auth, health, items, users
+from webapi.config import Settings, get_settings
+from webapi.db import Database
+from webapi.errors import install_exception_handlers
+from webapi.logs import configure_logging
+from webapi.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, UnhandledErrorMiddleware
+from webapi.schemas import Welcome
+
+log = logging.getLogger("webapi")
+API_PREFIX = "/api/v1"
+VERSION = "1.0.0"
+
+
+async def startup(app: FastAPI) -> None:
+    """Once per process (a Lambda execution environment, a Cloud Run instance):
+    the engine and its pool are built here and nowhere else. Idempotent."""
+    if getattr(app.state, "db", None) is not None:
+        return
+    settings: Settings = app.state.settings
+    app.state.db = Database.from_settings(settings)
+    app.state.startup_count = getattr(app.state, "startup_count", 0) + 1
+    log.info(
+        "application startup",
+        extra={"environment": settings.environment.value, "platform": settings.platform.value},
+    )
+
+
+async def shutdown(app: FastAPI) -> None:
+    database: Database | None = getattr(app.state, "db", None)
+    if database is not None:
+        await database.dispose()
+        app.state.db = None
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    await startup(app)
+    try:
+        yield
+    finally:
+        await shutdown(app)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the ASGI app. One settings object per app; by default the process's
+    cached settings (with secrets resolved once)."""
+    settings = settings or get_settings()
+    configure_logging(debug=settings.debug)
+    app = FastAPI(
+        title=settings.app_name,
+        version=VERSION,
+        debug=False,  # never render tracebacks to clients; errors are logged instead
+        lifespan=lifespan,
+        description="FastAPI on AWS Lambda and Google Cloud Run, backed by PostgreSQL.",
+    )
+    app.state.settings = settings
+    app.state.db = None
+
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(users.router)
+    api.include_router(auth.router)
+    api.include_router(items.router)
+    app.include_router(api)
+    app.include_router(health.router)
+
+    @app.get("/", response_model=Welcome, tags=["meta"], summary="Welcome and where the docs are")
+    async def root(request: Request) -> Welcome:
+        prefix = request.scope.get("root_path", "").rstrip("/")
+        return Welcome(message=f"Welcome to {settings.app_name}", docs=f"{prefix}/docs", version=VERSION)
+
+    install_exception_handlers(app)
+    # add_middleware wraps: the last added is the outermost.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(UnhandledErrorMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials="*" not in settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+            max_age=600,
+        )
+    app.add_middleware(RequestContextMiddleware, gcp_project=settings.google_cloud_project)
+    return app
+
+

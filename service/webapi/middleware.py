@@ -1,0 +1,160 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: no extra task or body copy per request).
+
+Order, outermost first: RequestContext -> CORS -> UnhandledErrors -> BodySizeLimit -> app.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from webapi.logs import log_context
+
+access_log = logging.getLogger("webapi.access")
+error_log = logging.getLogger("webapi.error")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d+))?(?:;o=(\d))?")
+
+
+def current_request_id() -> str | None:
+    ctx = log_context.get()
+    return ctx.get("request_id") if ctx else None
+
+
+async def send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    payload = json.dumps(body).encode()
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class RequestContextMiddleware:
+    """Request id (accepted from X-Request-ID or generated, always echoed), the
+    platform's ids (Lambda request id, Cloud Trace), and one JSON access-log line."""
+
+    def __init__(self, app: ASGIApp, *, gcp_project: str | None = None) -> None:
+        self.app = app
+        self.gcp_project = gcp_project
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = Headers(scope=scope)
+        incoming = headers.get("x-request-id", "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        context: dict[str, Any] = {"request_id": request_id}
+        lambda_context = scope.get("aws.context")
+        if lambda_context is not None:
+            context["aws_request_id"] = getattr(lambda_context, "aws_request_id", None)
+        trace = _CLOUD_TRACE.match(headers.get("x-cloud-trace-context", ""))
+        if trace:
+            trace_id = trace.group(1).lower()
+            key = "logging.googleapis.com/trace"
+            context[key] = f"projects/{self.gcp_project}/traces/{trace_id}" if self.gcp_project else trace_id
+            if trace.group(2):
+                context["logging.googleapis.com/spanId"] = trace.group(2)
+            context["logging.googleapis.com/trace_sampled"] = trace.group(3) == "1"
+        token = log_context.set(context)
+        status_code = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+                MutableHeaders(scope=message)["x-request-id"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            access_log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status_code,
+                    "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+            log_context.reset(token)
+
+
+class UnhandledErrorMiddleware:
+    """An exception nothing else handled: log it with the request id, answer a
+    JSON 500 that reveals nothing of the internals."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            error_log.exception("unhandled exception", extra={"path": scope.get("path")})
+            if response_started:
+                raise
+            await send_json(
+                send, 500, {"detail": "Internal Server Error", "request_id": current_request_id()}
+            )
+
+
+class BodySizeLimitMiddleware:
+    """Refuse request bodies over ``max_bytes`` with 413: at once when Content-Length
+    says so, or as soon as a streamed body goes past the limit."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> HTTPException:
+        return HTTPException(413, f"Request body exceeds {self.max_bytes} bytes")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await send_json(send, 400, {"detail": "Invalid Content-Length header", "request_id": current_request_id()})
+                return
+            if int(declared) > self.max_bytes:
+                await send_json(send, 413, {"detail": self._too_large().detail, "request_id": current_request_id()})
+                return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # FastAPI re-raises HTTPException from body reading, and its
+                    # handler turns it into the JSON 413.
+                    raise self._too_large()
+            return message
+
+        await self.app(scope, limited_receive, send)

@@ -1,0 +1,1 @@
+"""Business operations, keyword-only and HTTP-agnostic: no SQL in routes."""

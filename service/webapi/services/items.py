@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from webapi.models import Item, User
+from webapi.schemas import ItemCreate, ItemUpdate
+from webapi.services.pagination import paginate
+
+
+async def create_item(*, session: AsyncSession, owner: User, data: ItemCreate) -> Item:
+    item = Item(owner_id=owner.id, title=data.title, description=data.description)
+    session.add(item)
+    await session.commit()
+    return item
+
+
+async def list_items(
+    *, session: AsyncSession, owner: User, page: int, per_page: int
+) -> tuple[list[Item], int]:
+    query = select(Item).where(Item.owner_id == owner.id).order_by(Item.created_at, Item.id)
+    return await paginate(session=session, query=query, page=page, per_page=per_page)
+
+
+async def get_owned_item(
+    *, session: AsyncSession, owner: User, item_id: uuid.UUID
+) -> Item | None:
+    """The item if it exists and belongs to ``owner``; otherwise None (one answer
+    for both, so one user cannot probe another's item ids)."""
+    return await session.scalar(select(Item).where(Item.id == item_id, Item.owner_id == owner.id))
+
+
+async def update_item(*, session: AsyncSession, item: Item, data: ItemUpdate) -> Item:
+    for field, value in data.model_dump(exclude_unset=True).items():
+        if field == "title" and value is None:
+            continue  # title is required; an explicit null leaves it unchanged
+        setattr(item, field, value)
+    await session.commit()
+    return item
+
+
+async def delete_item(*, session: AsyncSession, item: Item) -> None:
+    await session.delete(item)
+    await session.commit()
