@@ -15,7 +15,7 @@ from devtools.localdb import LocalPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_DIR = ROOT / "service"
-TEST_SECRET_KEY = "test-signing-key-that-is-long-enough-0123456789"
+TEST_SECRET_KEY = "test-signing-key-long-enough-for-hs512-0123456789abcdef0123456789"
 
 
 class PostgresForTests:

@@ -22,7 +22,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from webapi.aws_secrets import DatabaseSecret, read_secret_string
 
-MIN_SECRET_KEY_LENGTH = 32
+# RFC 7518 3.2: an HMAC key at least as long as the hash output.
+MIN_SECRET_KEY_LENGTH = {"HS256": 32, "HS384": 48, "HS512": 64}
 _WEAK_SECRET_KEYS = frozenset(
     {"secret", "changeme", "change-me", "your-secret-key-here", "your-secret-key", "password"}
 )
@@ -115,7 +116,7 @@ class Settings(BaseSettings):
         if self.secret_key_secret_arn and self.secret_key is None:
             return self
         if self.environment.is_deployed:
-            check_secret_key(self.secret_key)
+            check_secret_key(self.secret_key, self.algorithm)
         return self
 
     @property
@@ -141,13 +142,14 @@ class Settings(BaseSettings):
         return self.database_url.get_secret_value()
 
 
-def check_secret_key(key: SecretStr | None) -> None:
+def check_secret_key(key: SecretStr | None, algorithm: str) -> None:
     if key is None:
         raise SettingsError("SECRET_KEY is required outside local development (ENVIRONMENT)")
     value = key.get_secret_value()
-    if len(value) < MIN_SECRET_KEY_LENGTH or value.lower() in _WEAK_SECRET_KEYS:
+    minimum = MIN_SECRET_KEY_LENGTH[algorithm]
+    if len(value) < minimum or value.lower() in _WEAK_SECRET_KEYS or len(set(value)) < 8:
         raise SettingsError(
-            f"SECRET_KEY is too weak: use at least {MIN_SECRET_KEY_LENGTH} random characters"
+            f"SECRET_KEY is too weak: use at least {minimum} random characters for ALGORITHM {algorithm}"
         )
 
 
@@ -166,7 +168,7 @@ def resolve_settings(settings: Settings) -> Settings:
     if updates:
         settings = settings.model_copy(update=updates)
     if settings.environment.is_deployed:
-        check_secret_key(settings.secret_key)
+        check_secret_key(settings.secret_key, settings.algorithm)
     elif settings.secret_key is None:
         # Local development only: an ephemeral key, so tokens last until a restart.
         settings = settings.model_copy(update={"secret_key": SecretStr(secrets.token_urlsafe(48))})

@@ -23,7 +23,6 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update(log_context.get() or {})
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value
@@ -32,11 +31,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, separators=(",", ":"))
 
 
+_base_factory = logging.getLogRecordFactory()
+
+
+def _record_with_context(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Stamp every record with the current request's context when it is created,
+    so the context survives whichever handler formats it, whenever."""
+    record = _base_factory(*args, **kwargs)
+    context = log_context.get()
+    if context:
+        record.__dict__.update(context)
+    return record
+
+
 def configure_logging(*, debug: bool = False) -> None:
     """Route everything through one JSON handler on stdout (Lambda and Cloud Run both
     ship stdout to their log service). Replaces handlers the runtime installed."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
+    logging.setLogRecordFactory(_record_with_context)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.service.conftest import API, SignedUp
+
+
+def _json_lines(caplog: pytest.LogCaptureFixture, logger: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == logger]
+
+
+async def test_request_id_is_generated_and_echoed(client: httpx.AsyncClient) -> None:
+    first = await client.get("/health")
+    second = await client.get("/health")
+    assert len(first.headers["x-request-id"]) == 32
+    assert first.headers["x-request-id"] != second.headers["x-request-id"]
+
+
+async def test_request_id_is_accepted_when_sane(client: httpx.AsyncClient) -> None:
+    sent = await client.get("/health", headers={"X-Request-ID": "abc-123.XYZ"})
+    assert sent.headers["x-request-id"] == "abc-123.XYZ"
+    hostile = await client.get("/health", headers={"X-Request-ID": "bad id\twith spaces" + "x" * 200})
+    assert hostile.headers["x-request-id"] != "bad id\twith spaces" + "x" * 200
+    assert len(hostile.headers["x-request-id"]) == 32
+
+
+async def test_one_structured_access_line_per_request(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="webapi.access")
+    response = await client.get("/api/v1/items", headers={"X-Request-ID": "req-42"})
+    lines = _json_lines(caplog, "webapi.access")
+    assert len(lines) == 1
+    record = lines[0]
+    assert (record.method, record.path, record.status) == ("GET", "/api/v1/items", response.status_code)  # type: ignore[attr-defined]
+    assert isinstance(record.latency_ms, float) and record.latency_ms >= 0  # type: ignore[attr-defined]
+    handler = logging.getLogger().handlers[0]
+    entry = json.loads(handler.format(record))
+    assert entry["request_id"] == "req-42"
+    assert entry["severity"] == "INFO"
+    assert {"time", "method", "path", "status", "latency_ms"} <= entry.keys()
+
+
+async def test_cloud_trace_context_is_logged(app: FastAPI, caplog: pytest.LogCaptureFixture) -> None:
+    from webapi.middleware import RequestContextMiddleware
+
+    caplog.set_level(logging.INFO, logger="webapi.access")
+    traced = RequestContextMiddleware(app, gcp_project="my-project")
+    transport = httpx.ASGITransport(app=traced)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        await client.get("/health", headers={"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1"})
+    record = _json_lines(caplog, "webapi.access")[-1]
+    entry = json.loads(logging.getLogger().handlers[0].format(record))
+    assert entry["logging.googleapis.com/trace"] == "projects/my-project/traces/105445aa7843bc8bf206b12000100000"
+    assert entry["logging.googleapis.com/spanId"] == "1"
+    assert entry["logging.googleapis.com/trace_sampled"] is True
+
+
+async def test_unhandled_error_is_a_json_500_logged_with_the_request_id(
+    app: FastAPI, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals: password=hunter2")
+
+    caplog.set_level(logging.ERROR, logger="webapi.error")
+    response = await client.get("/boom", headers={"X-Request-ID": "req-boom"})
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal Server Error", "request_id": "req-boom"}
+    assert "hunter2" not in response.text
+    errors = _json_lines(caplog, "webapi.error")
+    assert errors and errors[-1].exc_info is not None
+    entry = json.loads(logging.getLogger().handlers[0].format(errors[-1]))
+    assert entry["request_id"] == "req-boom" and "hunter2" in entry["exception"]
+
+
+async def test_body_over_the_limit_is_413_by_content_length(client: httpx.AsyncClient, user: SignedUp) -> None:
+    big = {"title": "t", "description": "x" * 70_000}  # the test app's limit is 64 KiB
+    response = await client.post(f"{API}/items", json=big, headers=user.headers)
+    assert response.status_code == 413
+    assert "exceeds" in response.json()["detail"]
+    listing = await client.get(f"{API}/items", headers=user.headers)
+    assert listing.json()["total"] == 0
+
+
+async def test_streamed_body_over_the_limit_is_413(client: httpx.AsyncClient, user: SignedUp) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(10):
+            yield b"x" * 10_000
+
+    response = await client.post(
+        f"{API}/items", content=chunks(), headers={**user.headers, "content-type": "application/json"}
+    )
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413
+
+
+async def test_invalid_content_length_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(f"{API}/users", content=b"{}", headers={"content-length": "abc", "content-type": "application/json"})
+    assert response.status_code == 400
+
+
+async def test_unknown_route_and_method_are_json(client: httpx.AsyncClient) -> None:
+    missing = await client.get("/nope")
+    assert missing.status_code == 404 and missing.json()["detail"] == "Not Found"
+    wrong_method = await client.put("/health")
+    assert wrong_method.status_code == 405 and "detail" in wrong_method.json()
+
+
+async def test_cors_from_settings(client: httpx.AsyncClient) -> None:
+    allowed = await client.options(
+        f"{API}/items",
+        headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization,content-type"},
+    )
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+    denied = await client.options(
+        f"{API}/items", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert "access-control-allow-origin" not in denied.headers
+    simple = await client.get("/health", headers={"Origin": "https://app.example.com"})
+    assert simple.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
