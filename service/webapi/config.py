@@ -11,7 +11,7 @@ Where the values come from depends on the platform, and the model covers all thr
 
 from __future__ import annotations
 
-
+import json
 import secrets
 from enum import StrEnum
 from functools import lru_cache
@@ -94,8 +94,6 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             value = value.strip()
             if value.startswith("["):
-                import json
-
                 return json.loads(value)
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
@@ -179,5 +177,3 @@ def resolve_settings(settings: Settings) -> Settings:
 def get_settings() -> Settings:
     """The process's settings, with secrets resolved: read once, then cached."""
     return resolve_settings(Settings())
-
-

@@ -53,8 +53,8 @@ class Database:
         engine = create_async_engine(settings.sqlalchemy_url(), **engine_options(settings))
         return cls(engine=engine, sessionmaker=make_sessionmaker(engine))
 
-    async def ping(self, timeout: float) -> None:
-        async with asyncio.timeout(timeout):
+    async def ping(self, timeout_seconds: float) -> None:
+        async with asyncio.timeout(timeout_seconds):
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
 

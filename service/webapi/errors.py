@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from webapi.db import is_unavailable
@@ -47,8 +48,6 @@ async def database_exception_handler(request: Request, exc: Exception) -> JSONRe
 
 
 def install_exception_handlers(app: FastAPI) -> None:
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-
     app.add_exception_handler(HTTPException, http_exception_handler)
     app.add_exception_handler(RequestValidationError, validation_exception_handler)
     for error_type in (SQLAlchemyError, DBAPIError, OSError, TimeoutError):

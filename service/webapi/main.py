@@ -95,5 +95,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestContextMiddleware, gcp_project=settings.google_cloud_project)
     return app
-
-

@@ -30,7 +30,9 @@ def current_request_id() -> str | None:
     return ctx.get("request_id") if ctx else None
 
 
-async def send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+async def send_json(
+    send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> None:
     payload = json.dumps(body).encode()
     raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
@@ -139,10 +141,14 @@ class BodySizeLimitMiddleware:
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
             if not declared.isdigit():
-                await send_json(send, 400, {"detail": "Invalid Content-Length header", "request_id": current_request_id()})
+                await send_json(
+                    send, 400, {"detail": "Invalid Content-Length header", "request_id": current_request_id()}
+                )
                 return
             if int(declared) > self.max_bytes:
-                await send_json(send, 413, {"detail": self._too_large().detail, "request_id": current_request_id()})
+                await send_json(
+                    send, 413, {"detail": self._too_large().detail, "request_id": current_request_id()}
+                )
                 return
         received = 0
 

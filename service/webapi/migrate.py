@@ -14,6 +14,8 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 
+from webapi.logs import configure_logging
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 log = logging.getLogger("webapi.migrate")
 
@@ -35,8 +37,6 @@ def downgrade(revision: str, *, database_url: str | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from webapi.logs import configure_logging
-
     parser = argparse.ArgumentParser(prog="python -m webapi.migrate", description=__doc__)
     parser.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
     parser.add_argument("--downgrade", action="store_true", help="downgrade to the revision instead")
@@ -51,8 +51,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     """Lambda entry for deploy-time migrations: any failure raises, failing the deploy."""
-    from webapi.logs import configure_logging
-
     configure_logging()
     upgrade("head")
     log.info("migrations applied", extra={"revision": "head"})

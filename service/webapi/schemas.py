@@ -90,7 +90,7 @@ class Page(BaseModel, Generic[T]):
 
 class Token(BaseModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int = Field(description="Lifetime of the token in seconds")
 
 

@@ -50,9 +50,7 @@ _limiter = _Limiter()
 
 
 async def hash_password(password: str, *, concurrency: int) -> str:
-    return await anyio.to_thread.run_sync(
-        password_hash.hash, password, limiter=_limiter.get(concurrency)
-    )
+    return await anyio.to_thread.run_sync(password_hash.hash, password, limiter=_limiter.get(concurrency))
 
 
 @lru_cache(maxsize=1)

@@ -92,13 +92,19 @@ class SignedUp:
 SignUp = Callable[..., Awaitable[SignedUp]]
 
 
-async def sign_up(client: httpx.AsyncClient, *, email: str | None = None, password: str = "correct horse battery") -> SignedUp:
+async def sign_up(
+    client: httpx.AsyncClient, *, email: str | None = None, password: str = "correct horse battery"
+) -> SignedUp:
     email = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
-    created = await client.post(f"{API}/users", json={"email": email, "name": "Test User", "password": password})
+    created = await client.post(
+        f"{API}/users", json={"email": email, "name": "Test User", "password": password}
+    )
     assert created.status_code == 201, created.text
     login = await client.post(f"{API}/auth/token", data={"username": email, "password": password})
     assert login.status_code == 200, login.text
-    return SignedUp(id=created.json()["id"], email=email, password=password, token=login.json()["access_token"])
+    return SignedUp(
+        id=created.json()["id"], email=email, password=password, token=login.json()["access_token"]
+    )
 
 
 @pytest.fixture

@@ -14,8 +14,12 @@ from webapi.config import Settings
 from webapi.security import ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, ARGON2_TIME_COST, password_hash
 
 
-async def test_token_is_a_jwt_for_the_user(client: httpx.AsyncClient, user: SignedUp, settings: Settings) -> None:
-    login = await client.post(f"{API}/auth/token", data={"username": user.email.upper(), "password": user.password})
+async def test_token_is_a_jwt_for_the_user(
+    client: httpx.AsyncClient, user: SignedUp, settings: Settings
+) -> None:
+    login = await client.post(
+        f"{API}/auth/token", data={"username": user.email.upper(), "password": user.password}
+    )
     assert login.status_code == 200
     body = login.json()
     assert body["token_type"] == "bearer"
@@ -34,7 +38,9 @@ async def test_wrong_password_is_401(client: httpx.AsyncClient, user: SignedUp, 
 
 
 async def test_unknown_email_is_401_like_a_wrong_password(client: httpx.AsyncClient) -> None:
-    response = await client.post(f"{API}/auth/token", data={"username": "nobody@example.com", "password": "whatever1"})
+    response = await client.post(
+        f"{API}/auth/token", data={"username": "nobody@example.com", "password": "whatever1"}
+    )
     assert response.status_code == 401
     assert response.json()["detail"] == "Incorrect email or password"
 
@@ -64,10 +70,13 @@ def _claims(user_id: str, *, expires_in: timedelta = timedelta(minutes=5)) -> di
     "make_token",
     [
         pytest.param(lambda u, k: _forge(_claims(u, expires_in=timedelta(seconds=-1)), k), id="expired"),
-        pytest.param(lambda u, k: _forge(_claims(u), "another-key-that-is-long-enough-000000"), id="wrong-key"),
+        pytest.param(
+            lambda u, k: _forge(_claims(u), "another-key-that-is-long-enough-000000"), id="wrong-key"
+        ),
         pytest.param(lambda u, k: _forge(_claims(u), k)[:-3] + "AAA", id="tampered-signature"),
         pytest.param(
-            lambda u, k: _unsigned({"sub": u, "iat": 0, "exp": 4_102_444_800, "type": "access"}), id="alg-none"
+            lambda u, k: _unsigned({"sub": u, "iat": 0, "exp": 4_102_444_800, "type": "access"}),
+            id="alg-none",
         ),
         pytest.param(lambda u, k: _forge(_claims(u), k, "HS512"), id="wrong-algorithm"),
         pytest.param(lambda u, k: _forge({"sub": u, "type": "access"}, k), id="no-expiry"),
@@ -77,7 +86,9 @@ def _claims(user_id: str, *, expires_in: timedelta = timedelta(minutes=5)) -> di
         pytest.param(lambda u, k: "garbage", id="garbage"),
     ],
 )
-async def test_bad_tokens_are_401(client: httpx.AsyncClient, user: SignedUp, settings: Settings, make_token) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_tokens_are_401(
+    client: httpx.AsyncClient, user: SignedUp, settings: Settings, make_token
+) -> None:  # type: ignore[no-untyped-def]
     token = make_token(user.id, settings.signing_key)
     response = await client.get(f"{API}/users/me", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
@@ -85,7 +96,9 @@ async def test_bad_tokens_are_401(client: httpx.AsyncClient, user: SignedUp, set
     assert response.json()["detail"] == "Invalid or expired token"
 
 
-async def test_a_valid_forged_token_is_accepted(client: httpx.AsyncClient, user: SignedUp, settings: Settings) -> None:
+async def test_a_valid_forged_token_is_accepted(
+    client: httpx.AsyncClient, user: SignedUp, settings: Settings
+) -> None:
     # The control for the cases above: the same construction with the right key works.
     token = _forge(_claims(user.id), settings.signing_key)
     response = await client.get(f"{API}/users/me", headers={"Authorization": f"Bearer {token}"})

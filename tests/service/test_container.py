@@ -49,23 +49,42 @@ def test_dockerignore_keeps_caches_out() -> None:
 
 def test_only_service_files_are_in_the_build_context() -> None:
     names = {p.name for p in SERVICE_DIR.iterdir()} - {"__pycache__"}
-    assert names == {"Dockerfile", ".dockerignore", "requirements.in", "requirements.txt", "lambda_handler.py", "webapi"}
+    assert names == {
+        "Dockerfile",
+        ".dockerignore",
+        "requirements.in",
+        "requirements.txt",
+        "lambda_handler.py",
+        "webapi",
+    }
 
 
 @pytest.mark.slow
 def test_the_image_command_serves_on_port_and_stops_gracefully_on_sigterm(database_url: str) -> None:
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "ENVIRONMENT": "prod", "K_SERVICE": "api",
-           "SECRET_KEY": TEST_SECRET_KEY, "DATABASE_URL": database_url, "PYTHONPATH": str(SERVICE_DIR)}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "ENVIRONMENT": "prod",
+        "K_SERVICE": "api",
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "DATABASE_URL": database_url,
+        "PYTHONPATH": str(SERVICE_DIR),
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "webapi.serve"], cwd=SERVICE_DIR, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "webapi.serve"],
+        cwd=SERVICE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=2) as response:  # noqa: S310
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=2) as response:
                     assert response.status == 200
                     break
             except OSError:

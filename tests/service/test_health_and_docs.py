@@ -25,7 +25,11 @@ async def test_readiness_is_503_when_the_database_is_unreachable(
     # A port nothing listens on: the connection is refused.
     unreachable = Database.from_settings(
         app.state.settings.model_copy(
-            update={"database_url": app.state.settings.database_url.__class__("postgresql+asyncpg://u@127.0.0.1:1/x")}
+            update={
+                "database_url": app.state.settings.database_url.__class__(
+                    "postgresql+asyncpg://u@127.0.0.1:1/x"
+                )
+            }
         )
     )
     app.state.db = unreachable
@@ -51,12 +55,21 @@ async def test_docs_and_openapi(client: httpx.AsyncClient) -> None:
     assert redoc.status_code == 200 and "redoc" in redoc.text.lower()
     schema = (await client.get("/openapi.json")).json()
     paths = schema["paths"]
-    for path in ("/api/v1/users", "/api/v1/users/me", "/api/v1/users/{user_id}", "/api/v1/auth/token",
-                 "/api/v1/items", "/api/v1/items/{item_id}", "/health", "/health/ready", "/"):
+    for path in (
+        "/api/v1/users",
+        "/api/v1/users/me",
+        "/api/v1/users/{user_id}",
+        "/api/v1/auth/token",
+        "/api/v1/items",
+        "/api/v1/items/{item_id}",
+        "/health",
+        "/health/ready",
+        "/",
+    ):
         assert path in paths, path
-    assert schema["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == (
-        "api/v1/auth/token"
-    )
+    assert schema["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"][
+        "tokenUrl"
+    ] == ("api/v1/auth/token")
 
 
 async def test_docs_follow_the_root_path(app: FastAPI) -> None:

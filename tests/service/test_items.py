@@ -8,7 +8,9 @@ from tests.service.conftest import API, SignedUp, SignUp
 
 
 async def test_item_lifecycle(client: httpx.AsyncClient, user: SignedUp) -> None:
-    created = await client.post(f"{API}/items", json={"title": " Milk ", "description": "2 l"}, headers=user.headers)
+    created = await client.post(
+        f"{API}/items", json={"title": " Milk ", "description": "2 l"}, headers=user.headers
+    )
     assert created.status_code == 201
     item = created.json()
     assert (item["title"], item["description"], item["owner_id"]) == ("Milk", "2 l", user.id)
@@ -16,12 +18,16 @@ async def test_item_lifecycle(client: httpx.AsyncClient, user: SignedUp) -> None
     fetched = await client.get(f"{API}/items/{item['id']}", headers=user.headers)
     assert fetched.json() == item
 
-    patched = await client.patch(f"{API}/items/{item['id']}", json={"description": None}, headers=user.headers)
+    patched = await client.patch(
+        f"{API}/items/{item['id']}", json={"description": None}, headers=user.headers
+    )
     assert patched.status_code == 200
     assert patched.json()["title"] == "Milk" and patched.json()["description"] is None
     assert patched.json()["updated_at"] >= item["updated_at"]
 
-    renamed = await client.patch(f"{API}/items/{item['id']}", json={"title": "Oat milk"}, headers=user.headers)
+    renamed = await client.patch(
+        f"{API}/items/{item['id']}", json={"title": "Oat milk"}, headers=user.headers
+    )
     assert renamed.json()["title"] == "Oat milk"
 
     deleted = await client.delete(f"{API}/items/{item['id']}", headers=user.headers)
@@ -44,7 +50,9 @@ async def test_list_is_own_items_paginated(client: httpx.AsyncClient, user_facto
     assert beyond.json()["items"] == [] and beyond.json()["total"] == 5
 
 
-async def test_another_users_item_is_404_for_every_operation(client: httpx.AsyncClient, user_factory: SignUp) -> None:
+async def test_another_users_item_is_404_for_every_operation(
+    client: httpx.AsyncClient, user_factory: SignUp
+) -> None:
     owner, intruder = await user_factory(), await user_factory()
     item = (await client.post(f"{API}/items", json={"title": "private"}, headers=owner.headers)).json()
     url = f"{API}/items/{item['id']}"
@@ -70,7 +78,9 @@ async def test_item_validation(client: httpx.AsyncClient, user: SignedUp) -> Non
         response = await client.post(f"{API}/items", json=payload, headers=user.headers)
         assert response.status_code == 422, payload
     item = (await client.post(f"{API}/items", json={"title": "t"}, headers=user.headers)).json()
-    response = await client.patch(f"{API}/items/{item['id']}", json={"owner_id": user.id}, headers=user.headers)
+    response = await client.patch(
+        f"{API}/items/{item['id']}", json={"owner_id": user.id}, headers=user.headers
+    )
     assert response.status_code == 422
 
 

@@ -53,10 +53,14 @@ async def test_cloud_trace_context_is_logged(app: FastAPI, caplog: pytest.LogCap
     traced = RequestContextMiddleware(app, gcp_project="my-project")
     transport = httpx.ASGITransport(app=traced)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        await client.get("/health", headers={"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1"})
+        await client.get(
+            "/health", headers={"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1"}
+        )
     record = _json_lines(caplog, "webapi.access")[-1]
     entry = json.loads(logging.getLogger().handlers[0].format(record))
-    assert entry["logging.googleapis.com/trace"] == "projects/my-project/traces/105445aa7843bc8bf206b12000100000"
+    assert (
+        entry["logging.googleapis.com/trace"] == "projects/my-project/traces/105445aa7843bc8bf206b12000100000"
+    )
     assert entry["logging.googleapis.com/spanId"] == "1"
     assert entry["logging.googleapis.com/trace_sampled"] is True
 
@@ -79,7 +83,9 @@ async def test_unhandled_error_is_a_json_500_logged_with_the_request_id(
     assert entry["request_id"] == "req-boom" and "hunter2" in entry["exception"]
 
 
-async def test_body_over_the_limit_is_413_by_content_length(client: httpx.AsyncClient, user: SignedUp) -> None:
+async def test_body_over_the_limit_is_413_by_content_length(
+    client: httpx.AsyncClient, user: SignedUp
+) -> None:
     big = {"title": "t", "description": "x" * 70_000}  # the test app's limit is 64 KiB
     response = await client.post(f"{API}/items", json=big, headers=user.headers)
     assert response.status_code == 413
@@ -101,7 +107,9 @@ async def test_streamed_body_over_the_limit_is_413(client: httpx.AsyncClient, us
 
 
 async def test_invalid_content_length_is_400(client: httpx.AsyncClient) -> None:
-    response = await client.post(f"{API}/users", content=b"{}", headers={"content-length": "abc", "content-type": "application/json"})
+    response = await client.post(
+        f"{API}/users", content=b"{}", headers={"content-length": "abc", "content-type": "application/json"}
+    )
     assert response.status_code == 400
 
 
@@ -115,8 +123,11 @@ async def test_unknown_route_and_method_are_json(client: httpx.AsyncClient) -> N
 async def test_cors_from_settings(client: httpx.AsyncClient) -> None:
     allowed = await client.options(
         f"{API}/items",
-        headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization,content-type"},
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
     )
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"

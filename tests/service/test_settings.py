@@ -84,7 +84,9 @@ def _stubbed_secrets_client(monkeypatch: pytest.MonkeyPatch, answers: dict[str, 
     stubber = Stubber(client)
     for arn, value in answers.items():
         stubber.add_response(
-            "get_secret_value", {"ARN": arn, "Name": arn.rsplit(":", 1)[-1], "SecretString": value}, {"SecretId": arn}
+            "get_secret_value",
+            {"ARN": arn, "Name": arn.rsplit(":", 1)[-1], "SecretString": value},
+            {"SecretId": arn},
         )
     stubber.activate()
     monkeypatch.setattr(aws_secrets, "_client", lambda: client)
@@ -92,8 +94,14 @@ def _stubbed_secrets_client(monkeypatch: pytest.MonkeyPatch, answers: dict[str, 
 
 
 def test_lambda_reads_secrets_from_their_arns_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    db_secret = {"username": "app", "password": "p@ss/word", "host": "db.cluster.local", "port": 5432,
-                 "dbname": "app", "engine": "postgres"}
+    db_secret = {
+        "username": "app",
+        "password": "p@ss/word",
+        "host": "db.cluster.local",
+        "port": 5432,
+        "dbname": "app",
+        "engine": "postgres",
+    }
     stubber = _stubbed_secrets_client(monkeypatch, {DB_ARN: json.dumps(db_secret), KEY_ARN: STRONG})
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "api")
     monkeypatch.setenv("ENVIRONMENT", "prod")

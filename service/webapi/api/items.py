@@ -25,9 +25,7 @@ async def create_item(data: ItemCreate, session: SessionDep, user: CurrentUser) 
 
 
 @router.get("", response_model=Page[ItemPublic], summary="Your items", responses=errors(401, 503))
-async def list_items(
-    session: SessionDep, user: CurrentUser, pagination: PaginationDep
-) -> Page[ItemPublic]:
+async def list_items(session: SessionDep, user: CurrentUser, pagination: PaginationDep) -> Page[ItemPublic]:
     items, total = await items_service.list_items(
         session=session, owner=user, page=pagination.page, per_page=pagination.per_page
     )
@@ -39,7 +37,9 @@ async def list_items(
     )
 
 
-@router.get("/{item_id}", response_model=ItemPublic, summary="One of your items", responses=errors(401, 404, 503))
+@router.get(
+    "/{item_id}", response_model=ItemPublic, summary="One of your items", responses=errors(401, 404, 503)
+)
 async def read_item(item_id: uuid.UUID, item: OwnedItem) -> ItemPublic:
     return ItemPublic.model_validate(item)
 

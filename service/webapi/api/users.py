@@ -30,9 +30,7 @@ async def sign_up(data: UserCreate, session: SessionDep, settings: SettingsDep) 
 
 
 @router.get("", response_model=Page[UserPublic], summary="List users", responses=errors(401, 503))
-async def list_users(
-    session: SessionDep, _user: CurrentUser, pagination: PaginationDep
-) -> Page[UserPublic]:
+async def list_users(session: SessionDep, _user: CurrentUser, pagination: PaginationDep) -> Page[UserPublic]:
     users, total = await users_service.list_users(
         session=session, page=pagination.page, per_page=pagination.per_page
     )

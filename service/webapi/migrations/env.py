@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from webapi.config import get_settings
 from webapi.models import Base
 
 # Any fixed 64-bit key: concurrent migrators wait for each other instead of racing.
@@ -20,8 +21,6 @@ def _database_url() -> str:
     url = context.config.attributes.get("database_url")
     if url:
         return str(url)
-    from webapi.config import get_settings
-
     return get_settings().sqlalchemy_url()
 
 

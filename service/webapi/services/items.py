@@ -24,9 +24,7 @@ async def list_items(
     return await paginate(session=session, query=query, page=page, per_page=per_page)
 
 
-async def get_owned_item(
-    *, session: AsyncSession, owner: User, item_id: uuid.UUID
-) -> Item | None:
+async def get_owned_item(*, session: AsyncSession, owner: User, item_id: uuid.UUID) -> Item | None:
     """The item if it exists and belongs to ``owner``; otherwise None (one answer
     for both, so one user cannot probe another's item ids)."""
     return await session.scalar(select(Item).where(Item.id == item_id, Item.owner_id == owner.id))

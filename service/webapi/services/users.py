@@ -49,9 +49,7 @@ async def get_user(*, session: AsyncSession, user_id: uuid.UUID) -> User | None:
     return await session.get(User, user_id)
 
 
-async def list_users(
-    *, session: AsyncSession, page: int, per_page: int
-) -> tuple[list[User], int]:
+async def list_users(*, session: AsyncSession, page: int, per_page: int) -> tuple[list[User], int]:
     query = select(User).order_by(User.created_at, User.id)
     return await paginate(session=session, query=query, page=page, per_page=per_page)
 
