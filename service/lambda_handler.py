@@ -40,8 +40,10 @@ class StagePrefix:
                 return stage_prefix
             return ""
         full_path = context.get("path") or ""
-        if full_path != path and full_path.endswith(path):
-            return full_path[: len(full_path) - len(path)].rstrip("/")
+        # The bare stage URL (".../prod") arrives as path "/" with requestContext.path "/prod".
+        for tail in (path, path.rstrip("/")):
+            if full_path != tail and full_path.endswith(tail):
+                return full_path[: len(full_path) - len(tail)].rstrip("/")
         return ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
