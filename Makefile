@@ -9,12 +9,16 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help dev test lint format lock migrate clean
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
+.PHONY: help dev test lint format lock synth clean
 
 help:
 	@echo "make dev     run the service on http://127.0.0.1:8080 (embedded PostgreSQL unless DATABASE_URL is set)"
 	@echo "make test    the whole test suite"
 	@echo "make lint    ruff + mypy"
+	@echo "make synth   CloudFormation into cdk.out/ (STAGE=prod for prod)"
 	@echo "make lock    re-resolve the lock files after editing a *.in file"
 
 $(STAMP): requirements-dev.txt service/requirements.txt
@@ -23,11 +27,25 @@ $(STAMP): requirements-dev.txt service/requirements.txt
 	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes requirements-dev.txt
 	touch $(STAMP)
 
+# checkov lives apart: it pins old versions of packages the tooling also uses.
+$(CHECKOV_STAMP): requirements-checkov.txt $(STAMP)
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(BIN)/uv pip sync --quiet --python $(CHECKOV_VENV)/bin/python --require-hashes requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch node_modules/.installed
+
 dev: $(STAMP)
 	$(BIN)/python -m devtools.dev
 
-test: $(STAMP)
+test: $(STAMP) $(CHECKOV_STAMP) node_modules/.installed
 	$(BIN)/python -m pytest
+
+# CloudFormation in cdk.out/ (STAGE=prod for the prod stack), through the pinned CLI.
+synth: $(STAMP) node_modules/.installed
+	npx cdk synth --quiet $(if $(STAGE),-c stage=$(STAGE))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -44,6 +62,8 @@ lock:
 		service/requirements.in -o service/requirements.txt
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
 		requirements-dev.in -o requirements-dev.txt
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+		requirements-checkov.in -o requirements-checkov.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

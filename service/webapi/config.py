@@ -11,6 +11,7 @@ Where the values come from depends on the platform, and the model covers all thr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 from enum import StrEnum
@@ -61,6 +62,7 @@ class Settings(BaseSettings):
     # Database: a full URL, or (on Lambda) the ARN of an RDS-style JSON secret.
     database_url: SecretStr | None = None
     database_secret_arn: str | None = None
+    database_host: str | None = None  # replaces the secret's host, e.g. an RDS Proxy endpoint
     db_pool_size: int = Field(5, ge=1, le=100)
     db_max_overflow: int = Field(5, ge=0, le=100)
     db_pool_timeout_seconds: float = Field(10.0, gt=0)
@@ -160,6 +162,8 @@ def resolve_settings(settings: Settings) -> Settings:
     updates: dict[str, object] = {}
     if settings.database_url is None and settings.database_secret_arn:
         db_secret = DatabaseSecret.parse(read_secret_string(settings.database_secret_arn))
+        if settings.database_host:
+            db_secret = dataclasses.replace(db_secret, host=settings.database_host)
         updates["database_url"] = SecretStr(db_secret.sqlalchemy_url())
     if settings.secret_key is None and settings.secret_key_secret_arn:
         updates["secret_key"] = SecretStr(read_secret_string(settings.secret_key_secret_arn))

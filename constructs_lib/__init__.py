@@ -1,0 +1,1 @@
+"""Reusable constructs: the AWS L3 FastApiLambdaService and the Cloud Run construct."""

@@ -1,0 +1,151 @@
+"""Aurora Serverless v2 PostgreSQL with generated credentials in Secrets Manager."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aws_cdk import Duration, Names, RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from constructs_lib.aws.nag import suppress
+
+POSTGRES_PORT = 5432
+
+# Newest minor of each major in the installed aws-cdk-lib; all accept min 0 ACU
+# (scale-to-zero needs Aurora PostgreSQL 13.15 / 14.12 / 15.7 / 16.3 or newer).
+ENGINE_VERSIONS: dict[str, rds.AuroraPostgresEngineVersion] = {
+    "16": rds.AuroraPostgresEngineVersion.VER_16_9,
+    "17": rds.AuroraPostgresEngineVersion.VER_17_7,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseOptions:
+    """What a caller may choose about the database; everything else is a safe default."""
+
+    engine_version: str = "17"
+    min_capacity_acu: float = 0
+    max_capacity_acu: float = 2
+    database_name: str = "app"
+    backup_retention: Duration = field(default_factory=lambda: Duration.days(7))
+    deletion_protection: bool = True
+    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+    rds_proxy: bool = False
+    auto_pause: Duration = field(default_factory=lambda: Duration.minutes(10))
+    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+
+    def __post_init__(self) -> None:
+        if self.engine_version not in ENGINE_VERSIONS:
+            raise ValueError(
+                f"engine_version must be one of {sorted(ENGINE_VERSIONS)}, got {self.engine_version!r}"
+            )
+        if not 0 <= self.min_capacity_acu <= self.max_capacity_acu <= 256:
+            raise ValueError(
+                "capacity must satisfy 0 <= min_capacity_acu <= max_capacity_acu <= 256, "
+                f"got {self.min_capacity_acu}..{self.max_capacity_acu}"
+            )
+        if self.max_capacity_acu < 1:
+            raise ValueError(f"max_capacity_acu must be >= 1, got {self.max_capacity_acu}")
+        if self.rds_proxy and self.min_capacity_acu == 0:
+            raise ValueError("rds_proxy needs min_capacity_acu > 0: RDS Proxy keeps Aurora from pausing")
+
+    @property
+    def scales_to_zero(self) -> bool:
+        return self.min_capacity_acu == 0
+
+
+class ServerlessPostgres(Construct):
+    """The cluster, its security group and its credentials secret. Admits nobody:
+    callers are admitted with :meth:`allow_from` (the database port only)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        options: DatabaseOptions,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.options = options
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description="Aurora PostgreSQL - admits only the service functions",
+            allow_all_outbound=False,
+        )
+        # A fixed identifier lets the log group for the PostgreSQL log export exist (with
+        # its retention) before the cluster writes to it: no log-retention custom resource.
+        self.cluster_identifier = Names.unique_resource_name(self, max_length=60).lower()
+        self.log_group = logs.LogGroup(
+            self,
+            "PostgresLogs",
+            log_group_name=f"/aws/rds/cluster/{self.cluster_identifier}/postgresql",
+            retention=options.log_retention,
+            removal_policy=options.removal_policy,
+        )
+        self.cluster = rds.DatabaseCluster(
+            self,
+            "Cluster",
+            engine=rds.DatabaseClusterEngine.aurora_postgres(version=ENGINE_VERSIONS[options.engine_version]),
+            writer=rds.ClusterInstance.serverless_v2("Writer", auto_minor_version_upgrade=True),
+            serverless_v2_min_capacity=options.min_capacity_acu,
+            serverless_v2_max_capacity=options.max_capacity_acu,
+            serverless_v2_auto_pause_duration=options.auto_pause if options.scales_to_zero else None,
+            credentials=rds.Credentials.from_generated_secret("app_admin"),
+            default_database_name=options.database_name,
+            vpc=vpc,
+            vpc_subnets=subnets,
+            security_groups=[self.security_group],
+            storage_encrypted=True,
+            iam_authentication=True,
+            backup=rds.BackupProps(retention=options.backup_retention),
+            deletion_protection=options.deletion_protection,
+            removal_policy=options.removal_policy,
+            copy_tags_to_snapshot=True,
+            cluster_identifier=self.cluster_identifier,
+            cloudwatch_logs_exports=["postgresql"],
+        )
+        self.cluster.node.add_dependency(self.log_group)
+        if not options.deletion_protection:
+            suppress(
+                self.cluster,
+                "AwsSolutions-RDS10",
+                "Deletion protection is off by choice: DatabaseOptions.deletion_protection=False "
+                "(the dev stage, meant to be destroyed).",
+            )
+        secret = self.cluster.secret
+        assert secret is not None  # from_generated_secret always creates one
+        self.secret: secretsmanager.ISecret = secret
+        suppress(
+            self.cluster.node.find_child("Secret"),
+            "AwsSolutions-SMG4",
+            "Not rotated automatically: the service reads the credentials once per Lambda execution "
+            "environment, so a rotation would break new connections from warm environments. Rotate "
+            "by changing the secret and redeploying.",
+        )
+
+        self.proxy: rds.DatabaseProxy | None = None
+        if options.rds_proxy:
+            self.proxy = self.cluster.add_proxy(
+                "Proxy", secrets=[secret], vpc=vpc, vpc_subnets=subnets, require_tls=True
+            )
+
+    @property
+    def endpoint_connections(self) -> ec2.Connections:
+        """What clients connect to: the proxy when there is one, else the cluster."""
+        return self.proxy.connections if self.proxy is not None else self.cluster.connections
+
+    def allow_from(self, peer: ec2.IConnectable) -> None:
+        """Admit ``peer`` on the PostgreSQL port (ingress here, egress on the peer)."""
+        self.endpoint_connections.allow_from(peer, ec2.Port.tcp(POSTGRES_PORT), "PostgreSQL from the service")
+        if self.proxy is not None:
+            self.cluster.connections.allow_from(
+                self.proxy, ec2.Port.tcp(POSTGRES_PORT), "PostgreSQL from RDS Proxy"
+            )

@@ -1,0 +1,263 @@
+"""FastApiLambdaService: any FastAPI app on Lambda + HTTP API + Aurora Serverless v2.
+
+Composes :class:`ServerlessPostgres` and :class:`HttpApiFunction`, wires them with
+connections and grants, and runs the app's migrations inside the VPC on deploy,
+before the new code takes traffic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, triggers
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from constructs_lib.aws.bundling import lambda_code
+from constructs_lib.aws.database import DatabaseOptions, ServerlessPostgres
+from constructs_lib.aws.http_function import INTEGRATION_TIMEOUT_LIMIT, HttpApiFunction, newest_python_runtime
+from constructs_lib.aws.nag import suppress, suppress_lambda_baseline
+
+MIGRATION_TIMEOUT = Duration.minutes(5)
+DEFAULT_TIMEOUT = Duration.seconds(28)
+
+
+def lambda_handler_name(handler: str) -> str:
+    """``"module:attribute"`` (Python's spelling) or ``"module.attribute"`` (Lambda's)."""
+    module, sep, attribute = handler.partition(":")
+    if not sep:
+        module, _, attribute = handler.rpartition(".")
+    if not module or not attribute.isidentifier() or not all(p.isidentifier() for p in module.split(".")):
+        raise ValueError(f"handler must look like 'module:attribute', got {handler!r}")
+    return f"{module}.{attribute}"
+
+
+class FastApiLambdaService(Construct):
+    """A FastAPI app directory, deployed. Its parts are public attributes:
+    ``vpc``, ``database`` (``cluster``, ``secret``), ``function``, ``alias``,
+    ``http_api``, ``secret_key``, ``migrations``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code_path: Path,
+        handler: str = "lambda_handler:handler",
+        migrate_handler: str | None = "webapi.migrate:handler",
+        requirements: Path | None = None,
+        vpc: ec2.IVpc | None = None,
+        architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
+        runtime: lambda_.Runtime | None = None,
+        memory_size: int = 1024,
+        timeout: Duration | None = None,
+        environment: Mapping[str, str] | None = None,
+        extra_secrets: Sequence[str] = (),
+        reserved_concurrency: int | None = None,
+        provisioned_concurrency: int = 0,
+        snap_start: bool = False,
+        cors_origins: Sequence[str] = (),
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        database: DatabaseOptions | None = None,
+        throttle_rate_limit: int = 500,
+        throttle_burst_limit: int = 1000,
+        app_environment: str = "prod",
+    ) -> None:
+        super().__init__(scope, construct_id)
+        timeout = timeout or DEFAULT_TIMEOUT
+        _validate(
+            code_path=code_path,
+            memory_size=memory_size,
+            timeout=timeout,
+            reserved_concurrency=reserved_concurrency,
+            provisioned_concurrency=provisioned_concurrency,
+        )
+        database = database or DatabaseOptions()
+        runtime = runtime or newest_python_runtime()
+
+        self.vpc: ec2.IVpc = vpc or _isolated_vpc(self)
+        subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        # Isolated subnets and no NAT: Secrets Manager is reached through an interface endpoint.
+        self.secrets_endpoint = self.vpc.add_interface_endpoint(
+            "SecretsManagerEndpoint",
+            service=ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+            subnets=subnets,
+            private_dns_enabled=True,
+            open=False,
+        )
+
+        self.database = ServerlessPostgres(self, "Database", vpc=self.vpc, subnets=subnets, options=database)
+        self.secret_key = secretsmanager.Secret(
+            self,
+            "SecretKey",
+            description="JWT signing key of the FastAPI service",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True
+            ),
+            removal_policy=removal_policy,
+        )
+        suppress(
+            self.secret_key,
+            "AwsSolutions-SMG4",
+            "The JWT signing key is not rotated automatically: rotating it signs every user out and "
+            "each Lambda environment reads it once. Rotate by changing the secret and redeploying.",
+        )
+        self.extra_secrets = {
+            name: secretsmanager.Secret(
+                self,
+                f"Secret{name.title().replace('_', '')}",
+                description=f"{name} (set its value after deploy)",
+                removal_policy=removal_policy,
+            )
+            for name in extra_secrets
+        }
+
+        env = {
+            "ENVIRONMENT": app_environment,
+            "DATABASE_SECRET_ARN": self.database.secret.secret_arn,
+            "SECRET_KEY_SECRET_ARN": self.secret_key.secret_arn,
+            "CORS_ORIGINS": json.dumps(list(cors_origins)),
+            # Aurora resumes from zero capacity in ~15 s: give the first connection time.
+            "DB_CONNECT_TIMEOUT_SECONDS": "20" if database.scales_to_zero else "5",
+            **{f"{name}_SECRET_ARN": secret.secret_arn for name, secret in self.extra_secrets.items()},
+            **(environment or {}),
+        }
+        if self.database.proxy is not None:
+            env["DATABASE_HOST"] = self.database.proxy.endpoint
+
+        code = lambda_code(
+            source_dir=code_path, runtime=runtime, architecture=architecture, requirements=requirements
+        )
+        self.api = HttpApiFunction(
+            self,
+            "Api",
+            code=code,
+            handler=lambda_handler_name(handler),
+            runtime=runtime,
+            architecture=architecture,
+            memory_size=memory_size,
+            timeout=timeout,
+            environment=env,
+            vpc=self.vpc,
+            subnets=subnets,
+            log_retention=log_retention,
+            log_removal_policy=removal_policy,
+            reserved_concurrency=reserved_concurrency,
+            provisioned_concurrency=provisioned_concurrency,
+            snap_start=snap_start,
+            cors_origins=cors_origins,
+            throttle_rate_limit=throttle_rate_limit,
+            throttle_burst_limit=throttle_burst_limit,
+        )
+        self.function = self.api.function
+        self.alias = self.api.alias
+        self.http_api = self.api.http_api
+        self._grant_runtime_access(self.function)
+
+        self.migrations: triggers.Trigger | None = None
+        self.migrate_function: lambda_.Function | None = None
+        if migrate_handler is not None:
+            self.migrate_function = lambda_.Function(
+                self,
+                "MigrateFunction",
+                code=code,
+                handler=lambda_handler_name(migrate_handler),
+                runtime=runtime,
+                architecture=architecture,
+                memory_size=512,
+                timeout=MIGRATION_TIMEOUT,
+                environment=env,
+                vpc=self.vpc,
+                vpc_subnets=subnets,
+                security_groups=[
+                    ec2.SecurityGroup(
+                        self,
+                        "MigrateSecurityGroup",
+                        vpc=self.vpc,
+                        description="The migration function",
+                        allow_all_outbound=False,
+                    )
+                ],
+                tracing=lambda_.Tracing.ACTIVE,
+                log_group=logs.LogGroup(
+                    self, "MigrateLogs", retention=log_retention, removal_policy=removal_policy
+                ),
+                description="Applies the database migrations on deploy",
+            )
+            self._grant_runtime_access(self.migrate_function)
+            role = self.migrate_function.role
+            assert role is not None
+            suppress_lambda_baseline(role, role.node.try_find_child("DefaultPolicy"))
+            suppress(
+                self.migrate_function,
+                "Serverless-LambdaDLQ",
+                "Invoked synchronously by the deployment's trigger: a failure fails the deployment.",
+            )
+            # Runs on every deploy whose code changed (the handler's version changes),
+            # after the database exists and before the API function's new version.
+            self.migrations = triggers.Trigger(
+                self,
+                "Migrate",
+                handler=self.migrate_function,
+                execute_after=[self.database, self.secrets_endpoint],
+                execute_before=[self.api.function, self.api.alias],
+                timeout=MIGRATION_TIMEOUT,
+                invocation_type=triggers.InvocationType.REQUEST_RESPONSE,
+                execute_on_handler_change=True,
+            )
+
+    def _grant_runtime_access(self, function: lambda_.Function) -> None:
+        self.database.secret.grant_read(function)
+        self.secret_key.grant_read(function)
+        for secret in self.extra_secrets.values():
+            secret.grant_read(function)
+        self.database.allow_from(function)
+        # Connections add the ingress rule on the target and the egress rule on the function.
+        self.secrets_endpoint.connections.allow_default_port_from(function, "HTTPS to Secrets Manager")
+
+
+def _isolated_vpc(scope: Construct) -> ec2.Vpc:
+    vpc = ec2.Vpc(
+        scope,
+        "Vpc",
+        max_azs=2,
+        nat_gateways=0,
+        subnet_configuration=[
+            ec2.SubnetConfiguration(
+                name="isolated", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
+            )
+        ],
+    )
+    vpc.add_flow_log("FlowLogs", traffic_type=ec2.FlowLogTrafficType.REJECT)
+    return vpc
+
+
+def _validate(
+    *,
+    code_path: Path,
+    memory_size: int,
+    timeout: Duration,
+    reserved_concurrency: int | None,
+    provisioned_concurrency: int,
+) -> None:
+    if not code_path.is_dir():
+        raise ValueError(f"code_path must be a directory, got {code_path}")
+    if not 128 <= memory_size <= 10240:
+        raise ValueError(f"memory_size must be 128..10240 MiB, got {memory_size}")
+    if timeout.to_seconds() >= INTEGRATION_TIMEOUT_LIMIT.to_seconds():
+        raise ValueError(
+            f"timeout must be under the HTTP API integration's "
+            f"{INTEGRATION_TIMEOUT_LIMIT.to_seconds():.0f} s, got {timeout.to_seconds():.0f} s"
+        )
+    if reserved_concurrency is not None and reserved_concurrency < 1:
+        raise ValueError(f"reserved_concurrency must be >= 1 or None, got {reserved_concurrency}")
+    if provisioned_concurrency < 0:
+        raise ValueError(f"provisioned_concurrency must be >= 0, got {provisioned_concurrency}")
+    if reserved_concurrency is not None and provisioned_concurrency > reserved_concurrency:
+        raise ValueError("provisioned_concurrency must not exceed reserved_concurrency")

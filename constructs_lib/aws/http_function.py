@@ -1,0 +1,179 @@
+"""A Lambda function behind an API Gateway HTTP API (payload 2.0, proxy integration)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+import jsii
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw_v1
+from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from constructs_lib.aws.nag import suppress, suppress_lambda_baseline
+
+# The longest HTTP API integration timeout aws-cdk-lib accepts (API Gateway's limit
+# is 30 s); the function must finish before it, so API Gateway never cuts it off.
+INTEGRATION_TIMEOUT_LIMIT = Duration.seconds(29)
+
+# HTTP API access-log fields ($context variables documented for HTTP APIs).
+ACCESS_LOG_FORMAT = {
+    "requestId": "$context.requestId",
+    "ip": "$context.identity.sourceIp",
+    "requestTime": "$context.requestTime",
+    "httpMethod": "$context.httpMethod",
+    "path": "$context.path",
+    "routeKey": "$context.routeKey",
+    "status": "$context.status",
+    "protocol": "$context.protocol",
+    "responseLength": "$context.responseLength",
+    "responseLatency": "$context.responseLatency",
+    "integrationLatency": "$context.integrationLatency",
+    "integrationStatus": "$context.integrationStatus",
+    "integrationError": "$context.integrationErrorMessage",
+    "userAgent": "$context.identity.userAgent",
+}
+
+
+@jsii.implements(apigw.IAccessLogSettings)
+class _AccessLogSettings:
+    def __init__(self, log_group: logs.ILogGroup) -> None:
+        self._destination = apigw.LogGroupLogDestination(log_group)
+
+    @property
+    def destination(self) -> apigw.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw_v1.AccessLogFormat:
+        return apigw_v1.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FORMAT, separators=(",", ":")))
+
+
+def newest_python_runtime() -> lambda_.Runtime:
+    """The newest Python runtime this aws-cdk-lib knows (it adds one when Lambda does)."""
+    versions = []
+    for name in dir(lambda_.Runtime):
+        if name.startswith("PYTHON_3_"):
+            versions.append((int(name.removeprefix("PYTHON_3_")), name))
+    return getattr(lambda_.Runtime, max(versions)[1])  # type: ignore[no-any-return]
+
+
+class HttpApiFunction(Construct):
+    """The function, a live alias (SnapStart and provisioned concurrency attach to
+    published versions), its log group, and the HTTP API's $default stage."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code: lambda_.Code,
+        handler: str,
+        runtime: lambda_.Runtime,
+        architecture: lambda_.Architecture,
+        memory_size: int,
+        timeout: Duration,
+        environment: Mapping[str, str],
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        log_retention: logs.RetentionDays,
+        log_removal_policy: RemovalPolicy,
+        reserved_concurrency: int | None,
+        provisioned_concurrency: int,
+        snap_start: bool,
+        cors_origins: Sequence[str],
+        throttle_rate_limit: int,
+        throttle_burst_limit: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=log_retention, removal_policy=log_removal_policy
+        )
+        self.security_group = ec2.SecurityGroup(
+            self, "SecurityGroup", vpc=vpc, description="The API function", allow_all_outbound=False
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            code=code,
+            handler=handler,
+            runtime=runtime,
+            architecture=architecture,
+            memory_size=memory_size,
+            timeout=timeout,
+            environment=dict(environment),
+            vpc=vpc,
+            vpc_subnets=subnets,
+            security_groups=[self.security_group],
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.log_group,
+            reserved_concurrent_executions=reserved_concurrency,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
+            description="FastAPI service (Mangum) behind an HTTP API",
+        )
+        role = self.function.role
+        assert role is not None
+        suppress_lambda_baseline(role, role.node.try_find_child("DefaultPolicy"))
+        suppress(
+            self.function,
+            "Serverless-LambdaDLQ",
+            "Invoked synchronously by API Gateway: the caller gets the error; "
+            "a DLQ only applies to asynchronous invocations.",
+        )
+        self.alias = lambda_.Alias(
+            self,
+            "Live",
+            alias_name="live",
+            version=self.function.current_version,
+            provisioned_concurrent_executions=provisioned_concurrency or None,
+        )
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=log_retention, removal_policy=log_removal_policy
+        )
+        cors = None
+        if cors_origins:
+            cors = apigw.CorsPreflightOptions(
+                allow_origins=list(cors_origins),
+                allow_methods=[apigw.CorsHttpMethod.ANY],
+                allow_headers=["authorization", "content-type", "x-request-id"],
+                expose_headers=["x-request-id"],
+                allow_credentials="*" not in cors_origins,
+                max_age=Duration.minutes(10),
+            )
+        self.http_api = apigw.HttpApi(
+            self,
+            "HttpApi",
+            description="FastAPI service",
+            create_default_stage=False,
+            cors_preflight=cors,
+            default_integration=integrations.HttpLambdaIntegration(
+                "Lambda",
+                self.alias,
+                payload_format_version=apigw.PayloadFormatVersion.VERSION_2_0,
+                timeout=INTEGRATION_TIMEOUT_LIMIT,
+            ),
+        )
+        suppress(
+            self.http_api.node.find_child("DefaultRoute"),
+            "AwsSolutions-APIG4",
+            "Authorization is the application's: OAuth2 bearer JWTs checked by the FastAPI service; "
+            "sign-up, login, health and docs must stay public.",
+        )
+        self.stage = apigw.HttpStage(
+            self,
+            "DefaultStage",
+            http_api=self.http_api,
+            stage_name="$default",
+            auto_deploy=True,
+            access_log_settings=_AccessLogSettings(self.access_logs),
+            throttle=apigw.ThrottleSettings(rate_limit=throttle_rate_limit, burst_limit=throttle_burst_limit),
+        )
+
+    @property
+    def url(self) -> str:
+        return self.stage.url

@@ -1,0 +1,81 @@
+"""The AWS stack: the deployment spec, applied to FastApiLambdaService."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from constructs_lib.aws.database import DatabaseOptions
+from constructs_lib.aws.fastapi_lambda_service import FastApiLambdaService
+from constructs_lib.aws.nag import skip_checkov
+from stacks.spec import Architecture, Spec, Stage
+
+ARCHITECTURES = {
+    Architecture.ARM64: lambda_.Architecture.ARM_64,
+    Architecture.X86_64: lambda_.Architecture.X86_64,
+}
+
+
+# The retention periods CloudWatch Logs accepts, in days.
+RETENTION_DAYS = {
+    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
+    60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
+    365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS",
+    1096: "THREE_YEARS", 1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS",
+    2922: "EIGHT_YEARS", 3288: "NINE_YEARS", 3653: "TEN_YEARS",
+}  # fmt: skip
+
+
+def retention(days: int) -> logs.RetentionDays:
+    """The shortest CloudWatch retention period that keeps logs at least ``days``."""
+    allowed = min((d for d in RETENTION_DAYS if d >= days), default=max(RETENTION_DAYS))
+    return getattr(logs.RetentionDays, RETENTION_DAYS[allowed])  # type: ignore[no-any-return]
+
+
+class AwsServiceStack(Stack):
+    """Environment-agnostic on purpose: `cdk synth` needs no credentials and looks
+    nothing up; `cdk deploy` takes the account and region from the CLI's profile."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, spec: Spec, **kwargs: object) -> None:
+        super().__init__(scope, construct_id, description=f"{spec.name}: FastAPI on Lambda", **kwargs)  # type: ignore[arg-type]
+        prod = spec.stage is Stage.PROD
+        removal = RemovalPolicy.RETAIN if prod else RemovalPolicy.DESTROY
+        self.service = FastApiLambdaService(
+            self,
+            "Service",
+            code_path=spec.service_path,
+            handler=spec.lambda_handler,
+            migrate_handler=spec.migrate_handler,
+            architecture=ARCHITECTURES[spec.compute.architecture],
+            memory_size=spec.compute.memory_mib,
+            timeout=Duration.seconds(spec.compute.timeout_seconds),
+            environment={"APP_NAME": spec.project, **spec.environment},
+            extra_secrets=spec.secrets,
+            provisioned_concurrency=spec.scaling.min_instances,
+            reserved_concurrency=spec.scaling.max_instances if spec.scaling.reserve_concurrency else None,
+            cors_origins=spec.cors_origins,
+            log_retention=retention(spec.log_retention_days),
+            removal_policy=removal,
+            app_environment=spec.stage.value,
+            database=DatabaseOptions(
+                engine_version=spec.database.version,
+                min_capacity_acu=spec.database.min_capacity_acu,
+                max_capacity_acu=spec.database.max_capacity_acu,
+                database_name=spec.database.name,
+                backup_retention=Duration.days(spec.database.backup_retention_days),
+                deletion_protection=spec.database.deletion_protection,
+                removal_policy=RemovalPolicy.RETAIN if prod else RemovalPolicy.DESTROY,
+                rds_proxy=spec.database.rds_proxy,
+                log_retention=retention(spec.log_retention_days),
+            ),
+        )
+        for key, value in (("project", spec.project), ("stage", spec.stage.value)):
+            # DBProxyTargetGroup takes no tags (CloudFormation would reject them).
+            Tags.of(self).add(key, value, exclude_resource_types=["AWS::RDS::DBProxyTargetGroup"])
+        skip_checkov(self)
+        CfnOutput(self, "ApiUrl", value=self.service.api.url, description="Base URL of the API")
+        CfnOutput(self, "FunctionName", value=self.service.function.function_name)
+        CfnOutput(self, "LogGroup", value=self.service.api.log_group.log_group_name)
+        CfnOutput(self, "DatabaseSecretArn", value=self.service.database.secret.secret_arn)

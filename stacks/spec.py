@@ -1,0 +1,215 @@
+"""The deployment spec: one typed description of the service, read by both clouds.
+
+Plain pydantic, no CDK or CDKTF types, so both stacks (and tests) import it cheaply.
+Sources, later ones winning: the stage's defaults, the YAML file (``deploy.yaml``),
+then CDK/CDKTF context overrides given as dotted keys (``-c spec.compute.memory_mib=2048``).
+An invalid value raises :class:`SpecError` naming the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SPEC_FILE = ROOT / "deploy.yaml"
+CONTEXT_PREFIX = "spec."
+
+
+class SpecError(ValueError):
+    """The deployment spec is invalid; the message names each field at fault."""
+
+
+class Stage(StrEnum):
+    DEV = "dev"
+    PROD = "prod"
+
+
+class Architecture(StrEnum):
+    ARM64 = "arm64"
+    X86_64 = "x86_64"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]*$", max_length=128)]
+
+
+class Compute(Model):
+    memory_mib: int = Field(1024, ge=128, le=10240, description="Lambda memory; Cloud Run memory limit")
+    cpu: Literal[1, 2, 4, 8] = Field(1, description="Cloud Run vCPUs (Lambda's CPU follows memory)")
+    timeout_seconds: int = Field(
+        28, ge=1, le=28, description="Request timeout, under the HTTP API integration's 29 s"
+    )
+    architecture: Architecture = Architecture.ARM64
+
+
+class Scaling(Model):
+    min_instances: int = Field(0, ge=0, le=1000)
+    max_instances: int = Field(100, ge=1, le=1000)
+    concurrency: int = Field(80, ge=1, le=1000, description="Requests per Cloud Run instance")
+    reserve_concurrency: bool = Field(
+        False, description="AWS: reserve max_instances of the account's Lambda concurrency"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Scaling:
+        if self.min_instances > self.max_instances:
+            raise ValueError(
+                f"min_instances ({self.min_instances}) must be <= max_instances ({self.max_instances})"
+            )
+        return self
+
+
+class Database(Model):
+    engine: Literal["postgresql"] = "postgresql"
+    version: Literal["16", "17"] = Field("17", description="PostgreSQL major version")
+    min_capacity_acu: float = Field(0, ge=0, le=256, description="Aurora Serverless v2; 0 pauses when idle")
+    max_capacity_acu: float = Field(2, ge=1, le=256)
+    tier: str = Field("db-f1-micro", pattern=r"^db-[a-z0-9-]+$", description="Cloud SQL machine tier")
+    name: str = Field("app", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    backup_retention_days: int = Field(1, ge=1, le=35)
+    deletion_protection: bool = False
+    rds_proxy: bool = False
+
+    @model_validator(mode="after")
+    def _capacity(self) -> Database:
+        if self.min_capacity_acu > self.max_capacity_acu:
+            raise ValueError(
+                f"min_capacity_acu ({self.min_capacity_acu}) must be <= "
+                f"max_capacity_acu ({self.max_capacity_acu})"
+            )
+        for name in ("min_capacity_acu", "max_capacity_acu"):
+            value = getattr(self, name)
+            if (value * 2) % 1:
+                raise ValueError(f"{name} must be a multiple of 0.5 ACU, got {value}")
+        return self
+
+
+class Spec(Model):
+    project: str = Field(pattern=r"^[a-z][a-z0-9-]{1,28}[a-z0-9]$", description="lowercase, 3-30 chars")
+    stage: Stage = Stage.DEV
+    service_dir: str = "service"
+    lambda_handler: str = Field("lambda_handler.handler", pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+    migrate_handler: str = Field("webapi.migrate.handler", pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+    container_command: tuple[str, ...] = ("python", "-m", "webapi.serve")
+    migrate_command: tuple[str, ...] = ("python", "-m", "webapi.migrate")
+    compute: Compute = Compute()
+    scaling: Scaling = Scaling()
+    health_check_path: str = Field("/health", pattern=r"^/[\w\-./]*$")
+    database: Database = Database()
+    environment: dict[EnvName, str] = Field(default_factory=dict)
+    secrets: tuple[EnvName, ...] = Field((), description="Extra secrets, by env var name")
+    cors_origins: tuple[str, ...] = ()
+    log_retention_days: int = Field(7, ge=1, le=3653)
+    public: bool = Field(True, description="Cloud Run: allow unauthenticated invocation")
+
+    @model_validator(mode="after")
+    def _checks(self) -> Spec:
+        for origin in self.cors_origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"cors_origins: {origin!r} is not an origin like https://app.example.com")
+        clash = set(self.environment) & set(self.secrets)
+        if clash:
+            raise ValueError(f"environment and secrets both define {sorted(clash)}")
+        return self
+
+    @property
+    def service_path(self) -> Path:
+        return (ROOT / self.service_dir).resolve()
+
+    @property
+    def name(self) -> str:
+        return f"{self.project}-{self.stage.value}"
+
+
+# Where dev and prod differ by default; any of it can still be overridden.
+STAGE_DEFAULTS: dict[Stage, dict[str, Any]] = {
+    Stage.DEV: {
+        "database": {"deletion_protection": False, "backup_retention_days": 1},
+        "log_retention_days": 7,
+    },
+    Stage.PROD: {
+        "database": {
+            "deletion_protection": True,
+            "backup_retention_days": 14,
+            "min_capacity_acu": 0.5,
+            "max_capacity_acu": 8,
+        },
+        "log_retention_days": 90,
+    },
+}
+
+
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _context_overrides(context: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"spec.compute.memory_mib": "2048"}`` -> ``{"compute": {"memory_mib": "2048"}}``.
+    Values arrive as strings from the command line; YAML parsing gives them types."""
+    nested: dict[str, Any] = {}
+    for key, raw in context.items():
+        if not key.startswith(CONTEXT_PREFIX):
+            continue
+        value = yaml.safe_load(raw) if isinstance(raw, str) else raw
+        *parents, leaf = key[len(CONTEXT_PREFIX) :].split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"] if part != "[key]") or "spec"
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"  {field}: {message} (got {problem.get('input')!r})")
+    return "invalid deployment spec:\n" + "\n".join(lines)
+
+
+def load_spec(
+    path: Path | None = None,
+    *,
+    context: Mapping[str, Any] | None = None,
+    stage: str | None = None,
+) -> Spec:
+    """Read the spec file (if any), apply stage defaults and context overrides, validate."""
+    path = path or DEFAULT_SPEC_FILE
+    document: dict[str, Any] = {}
+    if path.exists():
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise SpecError(f"{path.name}: expected a mapping at the top level")
+        document = loaded
+    overrides = _context_overrides(context or {})
+    context_stage = (context or {}).get("stage")
+    chosen = stage or context_stage or overrides.get("stage") or document.get("stage") or Stage.DEV.value
+    try:
+        chosen_stage = Stage(chosen)
+    except ValueError:
+        raise SpecError(
+            f"invalid deployment spec:\n  stage: must be one of dev, prod (got {chosen!r})"
+        ) from None
+    merged = _merge(_merge(STAGE_DEFAULTS[chosen_stage], document), overrides)
+    merged["stage"] = chosen_stage.value
+    try:
+        return Spec.model_validate(merged)
+    except ValidationError as error:
+        raise SpecError(_describe(error)) from None

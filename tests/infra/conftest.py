@@ -1,0 +1,52 @@
+"""Synthesize each stack once per test session (jsii start-up costs seconds).
+
+Lambda bundling is skipped here (``aws:cdk:bundling-stacks: []``); test_bundle.py
+builds the real bundle once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+SKIP_BUNDLING = {"aws:cdk:bundling-stacks": []}
+
+
+@dataclass
+class SynthesizedAws:
+    stack: Any
+    template: Any  # aws_cdk.assertions.Template
+    json: dict[str, Any]
+
+
+def synth_aws(stage: str, overrides: dict[str, str] | None = None) -> SynthesizedAws:
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+    from cdk_nag import AwsSolutionsChecks, ServerlessChecks
+
+    from stacks.aws_stack import AwsServiceStack
+    from stacks.spec import load_spec
+
+    context = {**SKIP_BUNDLING, **(overrides or {})}
+    app = cdk.App(context=context)
+    cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
+    cdk.Aspects.of(app).add(ServerlessChecks(verbose=True))
+    spec = load_spec(context=context, stage=stage)
+    stack = AwsServiceStack(app, f"{spec.name}-aws", spec=spec)
+    template = Template.from_stack(stack)
+    return SynthesizedAws(stack=stack, template=template, json=template.to_json())
+
+
+@pytest.fixture(scope="session")
+def aws_dev() -> SynthesizedAws:
+    return synth_aws("dev", {"spec.cors_origins": "[https://app.example.com]"})
+
+
+@pytest.fixture(scope="session")
+def aws_prod() -> SynthesizedAws:
+    return synth_aws("prod", {"spec.database.rds_proxy": "true", "spec.scaling.reserve_concurrency": "true"})

@@ -1,0 +1,108 @@
+"""The deployment spec: defaults, stage differences, overrides, and errors that name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stacks.spec import Architecture, SpecError, Stage, load_spec
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "deploy.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_follow_the_seed(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, "project: shop\n"))
+    assert spec.stage is Stage.DEV
+    assert spec.compute.memory_mib == 1024 and spec.compute.architecture is Architecture.ARM64
+    assert (spec.scaling.min_instances, spec.scaling.max_instances, spec.scaling.concurrency) == (0, 100, 80)
+    assert spec.health_check_path == "/health"
+    assert spec.database.engine == "postgresql" and spec.database.tier == "db-f1-micro"
+    assert spec.name == "shop-dev"
+
+
+def test_the_repository_spec_is_valid() -> None:
+    spec = load_spec()
+    assert spec.project == "fastapi-svc"
+    assert spec.service_path.joinpath("lambda_handler.py").is_file()
+
+
+def test_prod_differs_where_it_should(tmp_path: Path) -> None:
+    path = write(tmp_path, "project: shop\n")
+    dev, prod = load_spec(path, stage="dev"), load_spec(path, stage="prod")
+    assert not dev.database.deletion_protection and prod.database.deletion_protection
+    assert prod.database.backup_retention_days > dev.database.backup_retention_days
+    assert prod.log_retention_days > dev.log_retention_days
+    assert dev.database.min_capacity_acu == 0  # dev pauses when idle
+    assert (
+        prod.database.min_capacity_acu > 0 and prod.database.max_capacity_acu > dev.database.max_capacity_acu
+    )
+
+
+def test_file_then_context_overrides(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "project: shop\ncompute:\n  memory_mib: 2048\ndatabase:\n  deletion_protection: true\n"
+    )
+    spec = load_spec(
+        path, context={"spec.compute.memory_mib": "512", "spec.cors_origins": "[https://a.example]"}
+    )
+    assert spec.compute.memory_mib == 512  # context wins over the file
+    assert spec.database.deletion_protection  # the file wins over the dev default
+    assert spec.cors_origins == ("https://a.example",)
+    assert load_spec(path, context={"stage": "prod"}).stage is Stage.PROD
+
+
+@pytest.mark.parametrize(
+    ("text", "context", "field", "allowed"),
+    [
+        (
+            "project: shop\ncompute:\n  memory_mib: 64\n",
+            {},
+            "compute.memory_mib",
+            "greater than or equal to 128",
+        ),
+        (
+            "project: shop\n",
+            {"spec.compute.timeout_seconds": "60"},
+            "compute.timeout_seconds",
+            "less than or equal to 28",
+        ),
+        (
+            "project: shop\ncompute:\n  architecture: sparc\n",
+            {},
+            "compute.architecture",
+            "'arm64' or 'x86_64'",
+        ),
+        (
+            "project: shop\nscaling:\n  min_instances: 5\n  max_instances: 2\n",
+            {},
+            "scaling",
+            "must be <= max_instances",
+        ),
+        ("project: shop\ndatabase:\n  engine: mysql\n", {}, "database.engine", "'postgresql'"),
+        ("project: shop\ndatabase:\n  version: '12'\n", {}, "database.version", "'16' or '17'"),
+        ("project: shop\ndatabase:\n  max_capacity_acu: 1.3\n", {}, "database", "multiple of 0.5"),
+        ("project: Shop!\n", {}, "project", "pattern"),
+        ("project: shop\nmemory: 1\n", {}, "memory", "Extra inputs are not permitted"),
+        ("project: shop\ncors_origins: [example.com]\n", {}, "spec", "not an origin"),
+        ("project: shop\nenvironment:\n  lower: x\n", {}, "environment.lower", "pattern"),
+        ("compute: {}\n", {}, "project", "Field required"),
+    ],
+)
+def test_invalid_values_fail_naming_the_field(
+    tmp_path: Path, text: str, context: dict[str, str], field: str, allowed: str
+) -> None:
+    with pytest.raises(SpecError) as error:
+        load_spec(write(tmp_path, text), context=context)
+    message = str(error.value)
+    assert f"  {field}:" in message, message
+    assert allowed in message, message
+
+
+def test_an_unknown_stage_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="stage: must be one of dev, prod"):
+        load_spec(write(tmp_path, "project: shop\n"), stage="qa")
