@@ -52,6 +52,7 @@ class FastApiLambdaService(Construct):
         migrate_handler: str | None = "webapi.migrate:handler",
         requirements: Path | None = None,
         vpc: ec2.IVpc | None = None,
+        vpc_subnets: ec2.SubnetSelection | None = None,
         architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
         runtime: lambda_.Runtime | None = None,
         memory_size: int = 1024,
@@ -82,8 +83,8 @@ class FastApiLambdaService(Construct):
         runtime = runtime or newest_python_runtime()
 
         self.vpc: ec2.IVpc = vpc or _isolated_vpc(self)
-        subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
-        # Isolated subnets and no NAT: Secrets Manager is reached through an interface endpoint.
+        subnets = vpc_subnets or _private_subnets(self.vpc)
+        # Secrets Manager through an interface endpoint: works in isolated subnets (no NAT).
         self.secrets_endpoint = self.vpc.add_interface_endpoint(
             "SecretsManagerEndpoint",
             service=ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
@@ -220,6 +221,15 @@ class FastApiLambdaService(Construct):
         self.database.allow_from(function)
         # Connections add the ingress rule on the target and the egress rule on the function.
         self.secrets_endpoint.connections.allow_default_port_from(function, "HTTPS to Secrets Manager")
+
+
+def _private_subnets(vpc: ec2.IVpc) -> ec2.SubnetSelection:
+    """Isolated subnets when the VPC has them, else private ones with egress."""
+    if vpc.isolated_subnets:
+        return ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+    if vpc.private_subnets:
+        return ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+    raise ValueError("vpc must have isolated or private subnets (the database is never public)")
 
 
 def _isolated_vpc(scope: Construct) -> ec2.Vpc:

@@ -1,0 +1,53 @@
+"""`cdk synth` through the pinned CLI, as a user runs it: no AWS credentials, no
+Docker, the real Lambda bundle built locally."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+CDK = ROOT / "node_modules" / ".bin" / "cdk"
+
+
+@pytest.mark.slow
+def test_cdk_synth_without_credentials(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        HOME=str(tmp_path),
+        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
+        DOCKER_HOST="unix:///nonexistent",
+    )
+    out = tmp_path / "cdk.out"
+    result = subprocess.run(
+        [str(CDK), "synth", "--quiet", "-c", "stage=prod", "-o", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    template = json.loads((out / "fastapi-svc-prod-aws.template.json").read_text())
+    functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    assert any(f["Properties"].get("Handler") == "lambda_handler.handler" for f in functions)
+    assets = json.loads((out / "fastapi-svc-prod-aws.assets.json").read_text())["files"]
+    bundles = [
+        out / a["source"]["path"]
+        for a in assets.values()
+        if (out / a["source"]["path"] / "lambda_handler.py").exists()
+    ]
+    assert len(bundles) == 1, "one bundle shared by the API and the migration function"
+    bundle = bundles[0]
+    assert (bundle / "webapi" / "migrations" / "env.py").is_file()
+    assert (bundle / "fastapi").is_dir() and (bundle / "asyncpg").is_dir()
+    assert not list(bundle.rglob("*.pyc")) and not (bundle / "tests").exists()
+    assert any(
+        p.name.endswith("cpython-314-aarch64-linux-gnu.so") for p in (bundle / "asyncpg").rglob("*.so")
+    )
