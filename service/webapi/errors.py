@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from webapi.db import is_unavailable
 from webapi.middleware import current_request_id
@@ -19,12 +20,29 @@ log = logging.getLogger("webapi.error")
 DB_RETRY_AFTER_SECONDS = "5"
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> str:
+    """The methods some route takes for the request's path. Starlette's 405 names only those of
+    the first route that matched the path (POST of ``POST /items``, not GET of ``GET /items``)."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    )
+
+
 async def http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    headers = exc.headers
+    if exc.status_code == 405 and (allowed := allowed_methods(request)):
+        headers = {**(headers or {}), "Allow": allowed}
     return JSONResponse(
         {"detail": exc.detail, "request_id": current_request_id()},
         status_code=exc.status_code,
-        headers=exc.headers,
+        headers=headers,
     )
 
 

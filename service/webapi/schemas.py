@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from webapi.models import DESCRIPTION_MAX_LENGTH, EMAIL_MAX_LENGTH, NAME_MAX_LENGTH, TITLE_MAX_LENGTH
@@ -21,12 +23,28 @@ def _no_nul(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
+def _special_use_domains_pattern() -> str:
+    # JSON Schema patterns take no flags, so each letter matches both cases.
+    def any_case(name: str) -> str:
+        return "".join(f"[{c}{c.upper()}]" if c.isalpha() else re.escape(c) for c in name)
+
+    return rf"^(?!.*[@.]({'|'.join(any_case(name) for name in SPECIAL_USE_DOMAIN_NAMES)})$)"
+
+
+# The patterns document in the OpenAPI schema what the validators enforce, for clients
+# (and generated tests) to know which strings are accepted.
+Text = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra={"pattern": r"^[^\x00]*$"})]
 Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH)]
 Title = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH)]
 Description = Annotated[Text, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
-Email = Annotated[EmailStr, StringConstraints(max_length=EMAIL_MAX_LENGTH)]
+# email-validator also refuses special-use domains (RFC 6761: .test, .local, .invalid, ...),
+# which `format: email` allows.
+Email = Annotated[
+    EmailStr,
+    StringConstraints(max_length=EMAIL_MAX_LENGTH),
+    Field(json_schema_extra={"pattern": _special_use_domains_pattern()}),
+]
 
 
 class RequestModel(BaseModel):

@@ -25,6 +25,9 @@ async def login(
     session: SessionDep,
     settings: SettingsDep,
 ) -> Token:
+    if "\x00" in form.username:
+        # No email holds a NUL (PostgreSQL text cannot), nor can a query parameter carry one.
+        raise unauthorized("Incorrect email or password")
     user = await users_service.authenticate(
         session=session,
         email=form.username,

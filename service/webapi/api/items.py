@@ -17,7 +17,7 @@ router = APIRouter(prefix="/items", tags=["items"])
     response_model=ItemPublic,
     status_code=status.HTTP_201_CREATED,
     summary="Create an item you own",
-    responses=errors(401, 413, 503),
+    responses=errors(400, 401, 413, 503),
 )
 async def create_item(data: ItemCreate, session: SessionDep, user: CurrentUser) -> ItemPublic:
     item = await items_service.create_item(session=session, owner=user, data=data)
@@ -48,7 +48,7 @@ async def read_item(item_id: uuid.UUID, item: OwnedItem) -> ItemPublic:
     "/{item_id}",
     response_model=ItemPublic,
     summary="Change one of your items (absent fields stay; null description clears it)",
-    responses=errors(401, 404, 413, 503),
+    responses=errors(400, 401, 404, 413, 503),
 )
 async def update_item(
     item_id: uuid.UUID, data: ItemUpdate, item: OwnedItem, session: SessionDep

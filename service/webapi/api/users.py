@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, HTTPException, Response, status
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from webapi.api.responses import errors
 from webapi.deps import CurrentUser, PaginationDep, SessionDep, SettingsDep
@@ -12,12 +13,22 @@ from webapi.services import users as users_service
 router = APIRouter(prefix="/users", tags=["users"])
 
 
+class NotMeConvertor(StringConvertor):
+    """A path segment other than ``me``: /users/me is a resource of its own, so DELETE on it
+    gets 405 (GET only), instead of passing for DELETE /users/{user_id} with a malformed id."""
+
+    regex = "(?!me$)[^/]+"
+
+
+register_url_convertor("not_me", NotMeConvertor())
+
+
 @router.post(
     "",
     response_model=UserPublic,
     status_code=status.HTTP_201_CREATED,
     summary="Sign up",
-    responses=errors(409, 413, 503),
+    responses=errors(400, 409, 413, 503),
 )
 async def sign_up(data: UserCreate, session: SessionDep, settings: SettingsDep) -> UserPublic:
     try:
@@ -56,7 +67,7 @@ async def read_user(user_id: uuid.UUID, session: SessionDep, _user: CurrentUser)
 
 
 @router.delete(
-    "/{user_id}",
+    "/{user_id:not_me}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete your own account (and its items)",
     responses=errors(401, 403, 503),
