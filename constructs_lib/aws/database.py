@@ -123,8 +123,12 @@ class ServerlessPostgres(Construct):
         secret = self.cluster.secret
         assert secret is not None  # from_generated_secret always creates one
         self.secret: secretsmanager.ISecret = secret
+        # aws-cdk-lib leaves the generated secret at DESTROY whatever the cluster's policy:
+        # a retained database must keep its credentials.
+        secret_resource = self.cluster.node.find_child("Secret")
+        secret_resource.node.default_child.apply_removal_policy(options.removal_policy)  # type: ignore[union-attr]
         suppress(
-            self.cluster.node.find_child("Secret"),
+            secret_resource,
             "AwsSolutions-SMG4",
             "Not rotated automatically: the service reads the credentials once per Lambda execution "
             "environment, so a rotation would break new connections from warm environments. Rotate "

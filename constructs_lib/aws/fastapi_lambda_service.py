@@ -82,7 +82,9 @@ class FastApiLambdaService(Construct):
         database = database or DatabaseOptions()
         runtime = runtime or newest_python_runtime()
 
-        self.vpc: ec2.IVpc = vpc or _isolated_vpc(self)
+        self.vpc: ec2.IVpc = vpc or _isolated_vpc(
+            self, log_retention=log_retention, removal_policy=removal_policy
+        )
         subnets = vpc_subnets or _private_subnets(self.vpc)
         # Secrets Manager through an interface endpoint: works in isolated subnets (no NAT).
         self.secrets_endpoint = self.vpc.add_interface_endpoint(
@@ -232,7 +234,9 @@ def _private_subnets(vpc: ec2.IVpc) -> ec2.SubnetSelection:
     raise ValueError("vpc must have isolated or private subnets (the database is never public)")
 
 
-def _isolated_vpc(scope: Construct) -> ec2.Vpc:
+def _isolated_vpc(
+    scope: Construct, *, log_retention: logs.RetentionDays, removal_policy: RemovalPolicy
+) -> ec2.Vpc:
     vpc = ec2.Vpc(
         scope,
         "Vpc",
@@ -244,7 +248,12 @@ def _isolated_vpc(scope: Construct) -> ec2.Vpc:
             )
         ],
     )
-    vpc.add_flow_log("FlowLogs", traffic_type=ec2.FlowLogTrafficType.REJECT)
+    flow_logs = logs.LogGroup(scope, "FlowLogs", retention=log_retention, removal_policy=removal_policy)
+    vpc.add_flow_log(
+        "FlowLogs",
+        traffic_type=ec2.FlowLogTrafficType.REJECT,
+        destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
+    )
     return vpc
 
 

@@ -6,15 +6,20 @@ builds the real bundle once.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from tests.conftest import ROOT
+
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 SKIP_BUNDLING = {"aws:cdk:bundling-stacks": []}
+# The feature flags users get: the tests synthesize with cdk.json's context, as `cdk synth` does.
+CDK_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
 
 
 @dataclass
@@ -32,7 +37,7 @@ def synth_aws(stage: str, overrides: dict[str, str] | None = None) -> Synthesize
     from stacks.aws_stack import AwsServiceStack
     from stacks.spec import load_spec
 
-    context = {**SKIP_BUNDLING, **(overrides or {})}
+    context = {**CDK_CONTEXT, **SKIP_BUNDLING, **(overrides or {})}
     app = cdk.App(context=context)
     cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     cdk.Aspects.of(app).add(ServerlessChecks(verbose=True))

@@ -14,11 +14,11 @@ from aws_cdk.assertions import Match, Template
 from constructs_lib.aws.database import DatabaseOptions
 from constructs_lib.aws.fastapi_lambda_service import FastApiLambdaService, lambda_handler_name
 from tests.conftest import SERVICE_DIR
-from tests.infra.conftest import SKIP_BUNDLING
+from tests.infra.conftest import CDK_CONTEXT, SKIP_BUNDLING
 
 
 def build(**kwargs: Any) -> tuple[cdk.Stack, FastApiLambdaService]:
-    app = cdk.App(context=SKIP_BUNDLING)
+    app = cdk.App(context={**CDK_CONTEXT, **SKIP_BUNDLING})
     stack = cdk.Stack(app, "Test")
     vpc_factory: Callable[[cdk.Stack], ec2.IVpc] | None = kwargs.pop("vpc_factory", None)
     if vpc_factory is not None:
