@@ -18,7 +18,7 @@ help:
 	@echo "make dev     run the service on http://127.0.0.1:8080 (embedded PostgreSQL unless DATABASE_URL is set)"
 	@echo "make test    the whole test suite"
 	@echo "make lint    ruff + mypy"
-	@echo "make synth   CloudFormation into cdk.out/ (STAGE=prod for prod)"
+	@echo "make synth   CloudFormation into cdk.out/, Terraform JSON into cdktf.out/ (STAGE=prod for prod)"
 	@echo "make lock    re-resolve the lock files after editing a *.in file"
 
 $(STAMP): requirements-dev.txt service/requirements.txt
@@ -43,9 +43,12 @@ dev: $(STAMP)
 test: $(STAMP) $(CHECKOV_STAMP) node_modules/.installed
 	$(BIN)/python -m pytest
 
-# CloudFormation in cdk.out/ (STAGE=prod for the prod stack), through the pinned CLI.
+# Both clouds through the pinned CLIs, offline and without credentials:
+# CloudFormation into cdk.out/, Terraform JSON into cdktf.out/stacks/<stack>/cdk.tf.json.
+# STAGE=prod for the prod stacks.
 synth: $(STAMP) node_modules/.installed
 	npx cdk synth --quiet $(if $(STAGE),-c stage=$(STAGE))
+	CHECKPOINT_DISABLE=1 STAGE=$(STAGE) npx cdktf synth
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -66,4 +69,4 @@ lock:
 		requirements-checkov.in -o requirements-checkov.txt
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out cdktf.out .pytest_cache .mypy_cache .ruff_cache

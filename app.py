@@ -1,7 +1,8 @@
 """Thin entry for both CLIs: read the deployment spec, build one cloud's app, synth.
 
-``python app.py aws`` is cdk.json's ``app``. The stage comes from context
-(``-c stage=prod``), else the STAGE environment variable, else the spec file.
+``python app.py aws`` is cdk.json's ``app``, ``python app.py gcp`` cdktf.json's. The stage
+comes from CDK context (``-c stage=prod``), else the STAGE environment variable, else the
+spec file (``deploy.yaml``).
 """
 
 from __future__ import annotations
@@ -27,8 +28,20 @@ def synth_aws() -> None:
     app.synth()
 
 
+def synth_gcp() -> None:
+    from cdktf import App
+
+    from stacks.gcp_stack import GcpServiceStack
+    from stacks.spec import load_spec
+
+    app = App()
+    spec = load_spec(stage=os.environ.get("STAGE"))
+    GcpServiceStack(app, f"{spec.name}-gcp", spec=spec)
+    app.synth()
+
+
 def main(argv: list[str]) -> None:
-    clouds = {"aws": synth_aws}
+    clouds = {"aws": synth_aws, "gcp": synth_gcp}
     if len(argv) != 2 or argv[1] not in clouds:
         raise SystemExit(f"usage: python app.py {{{','.join(clouds)}}}")
     clouds[argv[1]]()

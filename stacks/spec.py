@@ -94,6 +94,16 @@ class Database(Model):
         return self
 
 
+class Gcp(Model):
+    project: str = Field(
+        "my-gcp-project", pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", description="Google Cloud project id"
+    )
+    region: str = Field("europe-west1", pattern=r"^[a-z]+-[a-z]+\d$")
+    state_bucket: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$", description="GCS bucket for Terraform state"
+    )
+
+
 class Spec(Model):
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{1,28}[a-z0-9]$", description="lowercase, 3-30 chars")
     stage: Stage = Stage.DEV
@@ -111,6 +121,7 @@ class Spec(Model):
     cors_origins: tuple[str, ...] = ()
     log_retention_days: int = Field(7, ge=1, le=3653)
     public: bool = Field(True, description="Cloud Run: allow unauthenticated invocation")
+    gcp: Gcp = Gcp()
 
     @model_validator(mode="after")
     def _checks(self) -> Spec:

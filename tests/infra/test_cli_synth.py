@@ -51,3 +51,32 @@ def test_cdk_synth_without_credentials(tmp_path: Path) -> None:
     assert any(
         p.name.endswith("cpython-314-aarch64-linux-gnu.so") for p in (bundle / "asyncpg").rglob("*.so")
     )
+
+
+CDKTF = ROOT / "node_modules" / ".bin" / "cdktf"
+
+
+@pytest.mark.slow
+def test_cdktf_synth_offline(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "CLOUDSDK_"))}
+    env.update(
+        HOME=str(tmp_path),
+        CHECKPOINT_DISABLE="1",
+        STAGE="prod",
+        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
+    )
+    out = tmp_path / "cdktf.out"
+    result = subprocess.run(
+        [str(CDKTF), "synth", "--output", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    stack = json.loads((out / "stacks" / "fastapi-svc-prod-gcp" / "cdk.tf.json").read_text())
+    assert set(stack["terraform"]["required_providers"]) == {"google", "random"}
+    assert "google_cloud_run_v2_service" in stack["resource"]
+    assert not (ROOT / ".gen").exists()  # prebuilt providers: no generated bindings

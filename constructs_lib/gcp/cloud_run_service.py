@@ -1,0 +1,566 @@
+"""CloudRunService: a FastAPI container on Cloud Run + Cloud SQL for PostgreSQL + Secret Manager.
+
+The counterpart of the AWS FastApiLambdaService, for CDK for Terraform. It creates no
+provider and no backend (the stack owns those). Nested blocks are built with the
+provider's generated struct classes, never plain dicts (jsii drops snake_case dict keys).
+
+Deploy order, enforced with dependencies:
+APIs -> registry -> image built by Cloud Build (tag = content hash of the source) ->
+Cloud SQL, secrets, runtime identity -> migration job executed -> service revision.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cdktf import DataResource, LocalExecProvisioner, TerraformResource
+from cdktf_cdktf_provider_google import (
+    artifact_registry_repository as ar,
+)
+from cdktf_cdktf_provider_google import (
+    cloud_run_v2_job as run_job,
+)
+from cdktf_cdktf_provider_google import (
+    cloud_run_v2_service as run,
+)
+from cdktf_cdktf_provider_google.artifact_registry_repository_iam_member import (
+    ArtifactRegistryRepositoryIamMember,
+)
+from cdktf_cdktf_provider_google.cloud_run_v2_service_iam_member import CloudRunV2ServiceIamMember
+from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember, ProjectIamMemberCondition
+from cdktf_cdktf_provider_google.project_service import ProjectService
+from cdktf_cdktf_provider_google.secret_manager_secret import (
+    SecretManagerSecret,
+    SecretManagerSecretReplication,
+    SecretManagerSecretReplicationAuto,
+)
+from cdktf_cdktf_provider_google.secret_manager_secret_iam_member import SecretManagerSecretIamMember
+from cdktf_cdktf_provider_google.secret_manager_secret_version import SecretManagerSecretVersion
+from cdktf_cdktf_provider_google.service_account import ServiceAccount
+from cdktf_cdktf_provider_google.sql_database import SqlDatabase
+from cdktf_cdktf_provider_google.sql_database_instance import (
+    SqlDatabaseInstance,
+    SqlDatabaseInstanceSettings,
+    SqlDatabaseInstanceSettingsBackupConfiguration,
+    SqlDatabaseInstanceSettingsBackupConfigurationBackupRetentionSettings,
+    SqlDatabaseInstanceSettingsDatabaseFlags,
+    SqlDatabaseInstanceSettingsInsightsConfig,
+    SqlDatabaseInstanceSettingsIpConfiguration,
+)
+from cdktf_cdktf_provider_google.sql_user import SqlUser
+from cdktf_cdktf_provider_random.password import Password
+from constructs import Construct
+
+from constructs_lib.gcp.image import source_hash
+
+CLOUDSQL_MOUNT = "/cloudsql"
+CONTAINER_PORT = 8080
+# The APIs a fresh project must have for this construct; every resource depends on them.
+REQUIRED_APIS = (
+    "artifactregistry.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "iam.googleapis.com",
+    "run.googleapis.com",
+    "secretmanager.googleapis.com",
+    "sqladmin.googleapis.com",
+)
+POSTGRES_VERSIONS = {"16": "POSTGRES_16", "17": "POSTGRES_17"}
+# PostgreSQL logging flags (what checkov's CIS checks ask of Cloud SQL for PostgreSQL).
+POSTGRES_FLAGS = {
+    "log_checkpoints": "on",
+    "log_connections": "on",
+    "log_disconnections": "on",
+    "log_lock_waits": "on",
+    "log_min_messages": "error",
+    "log_min_error_statement": "error",
+    "log_temp_files": "0",
+    "log_min_duration_statement": "-1",
+    "log_statement": "ddl",  # schema changes only: the migrations, never the data
+    "cloudsql.enable_pgaudit": "on",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloudSqlOptions:
+    version: str = "17"
+    tier: str = "db-f1-micro"
+    database_name: str = "app"
+    user_name: str = "app"
+    backup_retention_count: int = 7
+    point_in_time_recovery: bool = True
+    deletion_protection: bool = True
+
+    def __post_init__(self) -> None:
+        if self.version not in POSTGRES_VERSIONS:
+            raise ValueError(f"version must be one of {sorted(POSTGRES_VERSIONS)}, got {self.version!r}")
+        if not self.tier.startswith("db-"):
+            raise ValueError(f"tier must be a Cloud SQL tier like db-f1-micro, got {self.tier!r}")
+        if not 1 <= self.backup_retention_count <= 365:
+            raise ValueError(f"backup_retention_count must be 1..365, got {self.backup_retention_count}")
+
+
+class CloudRunService(Construct):
+    """Parts, as attributes: ``apis``, ``repository``, ``image``, ``build``,
+    ``service_account``, ``build_service_account``, ``sql_instance``, ``database``,
+    ``sql_user``, ``secrets`` (by env var name), ``migrate_job``, ``migrate_run``,
+    ``service``, ``url``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        project: str,
+        region: str,
+        name: str,
+        source_dir: Path,
+        build_context: str,
+        command: Sequence[str] = ("python", "-m", "webapi.serve"),
+        migrate_command: Sequence[str] = ("python", "-m", "webapi.migrate"),
+        cpu: int = 1,
+        memory_mib: int = 1024,
+        min_instances: int = 0,
+        max_instances: int = 100,
+        concurrency: int = 80,
+        request_timeout_seconds: int = 300,
+        health_check_path: str = "/health",
+        environment: Mapping[str, str] | None = None,
+        extra_secrets: Sequence[str] = (),
+        public: bool = True,
+        deletion_protection: bool = True,
+        database: CloudSqlOptions | None = None,
+        app_environment: str = "prod",
+    ) -> None:
+        super().__init__(scope, construct_id)
+        _validate(
+            name=name,
+            cpu=cpu,
+            memory_mib=memory_mib,
+            min_instances=min_instances,
+            max_instances=max_instances,
+            concurrency=concurrency,
+            health_check_path=health_check_path,
+        )
+        database = database or CloudSqlOptions()
+        self.project, self.region, self.name = project, region, name
+
+        self.apis = {
+            api: ProjectService(
+                self, f"api-{api.split('.')[0]}", project=project, service=api, disable_on_destroy=False
+            )
+            for api in REQUIRED_APIS
+        }
+        after_apis: list[TerraformResource] = list(self.apis.values())
+
+        # --- the image --------------------------------------------------------------
+        self.repository = ar.ArtifactRegistryRepository(
+            self,
+            "repository",
+            project=project,
+            location=region,
+            repository_id=name,
+            format="DOCKER",
+            description=f"Images of {name}",
+            cleanup_policies=[
+                ar.ArtifactRegistryRepositoryCleanupPolicies(
+                    id="keep-recent",
+                    action="KEEP",
+                    most_recent_versions=ar.ArtifactRegistryRepositoryCleanupPoliciesMostRecentVersions(
+                        keep_count=10
+                    ),
+                )
+            ],
+            depends_on=after_apis,
+        )
+        self.source_hash = source_hash(source_dir)
+        self.image = f"{region}-docker.pkg.dev/{project}/{name}/api:{self.source_hash[:16]}"
+        self.build_service_account = ServiceAccount(
+            self,
+            "builder",
+            project=project,
+            account_id=_account_id(name, "build"),
+            display_name=f"Cloud Build for {name}",
+            depends_on=after_apis,
+        )
+        builder = f"serviceAccount:{self.build_service_account.email}"
+        build_grants: list[TerraformResource] = [
+            ArtifactRegistryRepositoryIamMember(
+                self,
+                "builder-pushes-images",
+                project=project,
+                location=region,
+                repository=self.repository.name,
+                role="roles/artifactregistry.writer",
+                member=builder,
+            ),
+            ProjectIamMember(
+                self, "builder-writes-logs", project=project, role="roles/logging.logWriter", member=builder
+            ),
+            # Reads the uploaded source from the staging bucket gcloud creates.
+            ProjectIamMember(
+                self,
+                "builder-reads-source",
+                project=project,
+                role="roles/storage.objectViewer",
+                member=builder,
+            ),
+        ]
+        self.build = DataResource(
+            self,
+            "image-build",
+            triggers_replace={"image": self.image},
+            provisioners=[
+                LocalExecProvisioner(
+                    type="local-exec",
+                    command=" ".join(
+                        [
+                            "gcloud builds submit",
+                            build_context,
+                            f"--project={project}",
+                            f"--region={region}",
+                            f"--tag={self.image}",
+                            f"--service-account=projects/{project}/serviceAccounts/{self.build_service_account.email}",
+                            "--default-buckets-behavior=regional-user-owned-bucket",
+                            "--quiet",
+                        ]
+                    ),
+                )
+            ],
+            depends_on=[self.repository, *build_grants],
+        )
+
+        # --- the runtime identity -------------------------------------------------------
+        self.service_account = ServiceAccount(
+            self,
+            "runtime",
+            project=project,
+            account_id=_account_id(name, "run"),
+            display_name=f"Cloud Run runtime of {name}",
+            depends_on=after_apis,
+        )
+        runtime = f"serviceAccount:{self.service_account.email}"
+
+        # --- Cloud SQL ------------------------------------------------------------------
+        self.sql_instance = SqlDatabaseInstance(
+            self,
+            "sql",
+            project=project,
+            region=region,
+            name=f"{name}-pg",
+            database_version=POSTGRES_VERSIONS[database.version],
+            deletion_protection=database.deletion_protection,
+            settings=SqlDatabaseInstanceSettings(
+                tier=database.tier,
+                edition="ENTERPRISE",  # shared-core tiers (db-f1-micro, db-g1-small) exist only there
+                availability_type="ZONAL",
+                deletion_protection_enabled=database.deletion_protection,
+                disk_autoresize=True,
+                backup_configuration=SqlDatabaseInstanceSettingsBackupConfiguration(
+                    enabled=True,
+                    point_in_time_recovery_enabled=database.point_in_time_recovery,
+                    backup_retention_settings=SqlDatabaseInstanceSettingsBackupConfigurationBackupRetentionSettings(
+                        retained_backups=database.backup_retention_count, retention_unit="COUNT"
+                    ),
+                ),
+                # Public IP with no authorized network: reachable only through the Cloud SQL
+                # connector (the Cloud Run /cloudsql volume), which authenticates with IAM and
+                # a short-lived client certificate, so mutual TLS can be required of everyone.
+                ip_configuration=SqlDatabaseInstanceSettingsIpConfiguration(
+                    ipv4_enabled=True, ssl_mode="TRUSTED_CLIENT_CERTIFICATE_REQUIRED"
+                ),
+                insights_config=SqlDatabaseInstanceSettingsInsightsConfig(query_insights_enabled=True),
+                database_flags=[
+                    SqlDatabaseInstanceSettingsDatabaseFlags(name=flag, value=value)
+                    for flag, value in POSTGRES_FLAGS.items()
+                ],
+                user_labels={"app": name},
+            ),
+            depends_on=after_apis,
+        )
+        self.database = SqlDatabase(
+            self, "database", project=project, instance=self.sql_instance.name, name=database.database_name
+        )
+        db_password = Password(self, "db-password", length=32, special=False)
+        self.sql_user = SqlUser(
+            self,
+            "user",
+            project=project,
+            instance=self.sql_instance.name,
+            name=database.user_name,
+            password_wo=db_password.result,
+            password_wo_version=1,
+        )
+        connection_name = self.sql_instance.connection_name
+
+        # --- secrets --------------------------------------------------------------------
+        secret_key = Password(self, "secret-key", length=64, special=False)
+        database_url = (
+            f"postgresql+asyncpg://{database.user_name}:{db_password.result}@/{database.database_name}"
+            f"?host={CLOUDSQL_MOUNT}/{connection_name}"
+        )
+        self.secrets: dict[str, SecretManagerSecret] = {}
+        self._secret_grants: list[TerraformResource] = []
+        versions: list[TerraformResource] = []
+        generated = {"DATABASE_URL": database_url, "SECRET_KEY": secret_key.result}
+        # Extra secrets get no version here: add the value yourself (gcloud secrets versions add).
+        for env_name, value in [*generated.items(), *((n, None) for n in extra_secrets)]:
+            self.secrets[env_name] = self._secret(
+                env_name, project=project, runtime=runtime, after=after_apis, value=value, versions=versions
+            )
+        self.sql_client_grant = ProjectIamMember(
+            self,
+            "runtime-sql-client",
+            project=project,
+            role="roles/cloudsql.client",
+            member=runtime,
+            condition=ProjectIamMemberCondition(
+                title=f"only {name}-pg",
+                expression=f'resource.name == "projects/{project}/instances/{name}-pg"',
+            ),
+        )
+        grants: list[TerraformResource] = [self.sql_client_grant, *self._secret_grants]
+
+        plain_env = {
+            "ENVIRONMENT": app_environment,
+            "GOOGLE_CLOUD_PROJECT": project,
+            "DB_POOL_SIZE": str(min(concurrency, 10)),
+            "DB_MAX_OVERFLOW": "0",
+            **(environment or {}),
+        }
+
+        # --- migrations: a job run on every deploy that changes the image --------------
+        self.migrate_job = run_job.CloudRunV2Job(
+            self,
+            "migrate",
+            project=project,
+            location=region,
+            name=f"{name}-migrate",
+            deletion_protection=deletion_protection,
+            template=run_job.CloudRunV2JobTemplate(
+                task_count=1,
+                template=run_job.CloudRunV2JobTemplateTemplate(
+                    service_account=self.service_account.email,
+                    max_retries=0,
+                    timeout="600s",
+                    containers=[
+                        run_job.CloudRunV2JobTemplateTemplateContainers(
+                            image=self.image,
+                            command=list(migrate_command),
+                            env=self._job_env(plain_env),
+                            volume_mounts=[
+                                run_job.CloudRunV2JobTemplateTemplateContainersVolumeMounts(
+                                    name="cloudsql", mount_path=CLOUDSQL_MOUNT
+                                )
+                            ],
+                        )
+                    ],
+                    volumes=[
+                        run_job.CloudRunV2JobTemplateTemplateVolumes(
+                            name="cloudsql",
+                            cloud_sql_instance=run_job.CloudRunV2JobTemplateTemplateVolumesCloudSqlInstance(
+                                instances=[connection_name]
+                            ),
+                        )
+                    ],
+                ),
+            ),
+            depends_on=[self.build, *versions, *grants, self.database, self.sql_user],
+        )
+        self.migrate_run = DataResource(
+            self,
+            "migrate-run",
+            triggers_replace={"image": self.image},
+            provisioners=[
+                LocalExecProvisioner(
+                    type="local-exec",
+                    command=(
+                        f"gcloud run jobs execute {name}-migrate --project={project} "
+                        f"--region={region} --wait --quiet"
+                    ),
+                )
+            ],
+            depends_on=[self.migrate_job],
+        )
+
+        # --- the service ----------------------------------------------------------------
+        probe_get = run.CloudRunV2ServiceTemplateContainersStartupProbeHttpGet(
+            path=health_check_path, port=CONTAINER_PORT
+        )
+        self.service = run.CloudRunV2Service(
+            self,
+            "service",
+            project=project,
+            location=region,
+            name=name,
+            deletion_protection=deletion_protection,
+            ingress="INGRESS_TRAFFIC_ALL",
+            invoker_iam_disabled=False,
+            template=run.CloudRunV2ServiceTemplate(
+                service_account=self.service_account.email,
+                max_instance_request_concurrency=concurrency,
+                timeout=f"{request_timeout_seconds}s",
+                scaling=run.CloudRunV2ServiceTemplateScaling(
+                    min_instance_count=min_instances, max_instance_count=max_instances
+                ),
+                containers=[
+                    run.CloudRunV2ServiceTemplateContainers(
+                        image=self.image,
+                        command=list(command),
+                        ports=run.CloudRunV2ServiceTemplateContainersPorts(container_port=CONTAINER_PORT),
+                        resources=run.CloudRunV2ServiceTemplateContainersResources(
+                            limits={"cpu": str(cpu), "memory": f"{memory_mib}Mi"},
+                            cpu_idle=True,  # CPU only while serving requests
+                            startup_cpu_boost=True,
+                        ),
+                        env=self._service_env(plain_env),
+                        startup_probe=run.CloudRunV2ServiceTemplateContainersStartupProbe(
+                            http_get=probe_get, period_seconds=2, failure_threshold=30, timeout_seconds=2
+                        ),
+                        liveness_probe=run.CloudRunV2ServiceTemplateContainersLivenessProbe(
+                            http_get=run.CloudRunV2ServiceTemplateContainersLivenessProbeHttpGet(
+                                path=health_check_path, port=CONTAINER_PORT
+                            ),
+                            period_seconds=30,
+                            failure_threshold=3,
+                            timeout_seconds=5,
+                        ),
+                        volume_mounts=[
+                            run.CloudRunV2ServiceTemplateContainersVolumeMounts(
+                                name="cloudsql", mount_path=CLOUDSQL_MOUNT
+                            )
+                        ],
+                    )
+                ],
+                volumes=[
+                    run.CloudRunV2ServiceTemplateVolumes(
+                        name="cloudsql",
+                        cloud_sql_instance=run.CloudRunV2ServiceTemplateVolumesCloudSqlInstance(
+                            instances=[connection_name]
+                        ),
+                    )
+                ],
+            ),
+            depends_on=[self.migrate_run, *versions, *grants],
+        )
+        self.invoker: CloudRunV2ServiceIamMember | None = None
+        if public:
+            self.invoker = CloudRunV2ServiceIamMember(
+                self,
+                "public-invoker",
+                project=project,
+                location=region,
+                name=self.service.name,
+                role="roles/run.invoker",
+                member="allUsers",
+            )
+        self.url = self.service.uri
+
+    def _secret(
+        self,
+        env_name: str,
+        *,
+        project: str,
+        runtime: str,
+        after: Sequence[TerraformResource],
+        value: str | None,
+        versions: list[TerraformResource],
+    ) -> SecretManagerSecret:
+        """A secret the runtime identity (only) may read; with a generated value, its first
+        version, written through the write-only attribute so the secret's state holds no copy."""
+        slug = env_name.lower().replace("_", "-")
+        secret = SecretManagerSecret(
+            self,
+            f"secret-{slug}",
+            project=project,
+            secret_id=f"{self.name}-{slug}",
+            replication=SecretManagerSecretReplication(auto=SecretManagerSecretReplicationAuto()),
+            depends_on=list(after),
+        )
+        grant = SecretManagerSecretIamMember(
+            self,
+            f"runtime-reads-{slug}",
+            project=project,
+            secret_id=secret.secret_id,
+            role="roles/secretmanager.secretAccessor",
+            member=runtime,
+        )
+        self._secret_grants.append(grant)
+        if value is not None:
+            versions.append(
+                SecretManagerSecretVersion(
+                    self,
+                    f"secret-{slug}-version",
+                    secret=secret.id,
+                    secret_data_wo=value,
+                    secret_data_wo_version=1,
+                )
+            )
+        return secret
+
+    def _service_env(self, plain: Mapping[str, str]) -> list[run.CloudRunV2ServiceTemplateContainersEnv]:
+        env = [run.CloudRunV2ServiceTemplateContainersEnv(name=k, value=v) for k, v in sorted(plain.items())]
+        env += [
+            run.CloudRunV2ServiceTemplateContainersEnv(
+                name=env_name,
+                value_source=run.CloudRunV2ServiceTemplateContainersEnvValueSource(
+                    secret_key_ref=run.CloudRunV2ServiceTemplateContainersEnvValueSourceSecretKeyRef(
+                        secret=secret.secret_id, version="latest"
+                    )
+                ),
+            )
+            for env_name, secret in sorted(self.secrets.items())
+        ]
+        return env
+
+    def _job_env(self, plain: Mapping[str, str]) -> list[run_job.CloudRunV2JobTemplateTemplateContainersEnv]:
+        env = [
+            run_job.CloudRunV2JobTemplateTemplateContainersEnv(name=k, value=v)
+            for k, v in sorted(plain.items())
+        ]
+        env += [
+            run_job.CloudRunV2JobTemplateTemplateContainersEnv(
+                name=env_name,
+                value_source=run_job.CloudRunV2JobTemplateTemplateContainersEnvValueSource(
+                    secret_key_ref=run_job.CloudRunV2JobTemplateTemplateContainersEnvValueSourceSecretKeyRef(
+                        secret=secret.secret_id, version="latest"
+                    )
+                ),
+            )
+            for env_name, secret in sorted(self.secrets.items())
+        ]
+        return env
+
+
+def _account_id(name: str, suffix: str) -> str:
+    """A service account id (6-30 characters, lowercase letters, digits, hyphens)."""
+    base = name[: 30 - len(suffix) - 1].rstrip("-")
+    return f"{base}-{suffix}"
+
+
+def _validate(
+    *,
+    name: str,
+    cpu: int,
+    memory_mib: int,
+    min_instances: int,
+    max_instances: int,
+    concurrency: int,
+    health_check_path: str,
+) -> None:
+    if not re.fullmatch(r"[a-z][a-z0-9-]{1,40}[a-z0-9]", name):
+        raise ValueError(f"name must be 3-42 lowercase letters, digits or hyphens, got {name!r}")
+    if cpu not in (1, 2, 4, 8):
+        raise ValueError(f"cpu must be 1, 2, 4 or 8, got {cpu}")
+    if not 512 <= memory_mib <= 32768:
+        raise ValueError(f"memory_mib must be 512..32768 on Cloud Run, got {memory_mib}")
+    if not 0 <= min_instances <= max_instances:
+        raise ValueError(f"need 0 <= min_instances <= max_instances, got {min_instances}..{max_instances}")
+    if not 1 <= concurrency <= 1000:
+        raise ValueError(f"concurrency must be 1..1000, got {concurrency}")
+    if concurrency > 1 and cpu < 1:
+        raise ValueError("concurrency above 1 needs at least 1 CPU")
+    if not health_check_path.startswith("/"):
+        raise ValueError(f"health_check_path must start with '/', got {health_check_path!r}")

@@ -1,0 +1,68 @@
+"""The Google Cloud stack: the deployment spec, applied to CloudRunService (CDK for Terraform)."""
+
+from __future__ import annotations
+
+from cdktf import GcsBackend, LocalBackend, TerraformOutput, TerraformStack
+from cdktf_cdktf_provider_google.provider import GoogleProvider
+from cdktf_cdktf_provider_random.provider import RandomProvider
+from constructs import Construct
+
+from constructs_lib.gcp.cloud_run_service import CloudRunService, CloudSqlOptions
+from stacks.spec import Spec, Stage
+
+# cdktf writes each stack to cdktf.out/stacks/<name>/, where Terraform runs its
+# provisioners: the build context is the service directory, three levels up.
+BUILD_CONTEXT_FROM_STACK_DIR = "${path.module}/../../.."
+
+
+class GcpServiceStack(TerraformStack):
+    def __init__(self, scope: Construct, stack_id: str, *, spec: Spec) -> None:
+        super().__init__(scope, stack_id)
+        prod = spec.stage is Stage.PROD
+        GoogleProvider(
+            self,
+            "google",
+            project=spec.gcp.project,
+            region=spec.gcp.region,
+            default_labels={"project": spec.project, "stage": spec.stage.value},
+        )
+        RandomProvider(self, "random")
+        if spec.gcp.state_bucket:
+            GcsBackend(self, bucket=spec.gcp.state_bucket, prefix=f"{spec.name}/state")
+        else:
+            LocalBackend(self, path=f"terraform.{stack_id}.tfstate")
+        self.service = CloudRunService(
+            self,
+            "service",
+            project=spec.gcp.project,
+            region=spec.gcp.region,
+            name=spec.name,
+            source_dir=spec.service_path,
+            build_context=f"{BUILD_CONTEXT_FROM_STACK_DIR}/{spec.service_dir}",
+            command=spec.container_command,
+            migrate_command=spec.migrate_command,
+            cpu=spec.compute.cpu,
+            memory_mib=spec.compute.memory_mib,
+            min_instances=spec.scaling.min_instances,
+            max_instances=spec.scaling.max_instances,
+            concurrency=spec.scaling.concurrency,
+            health_check_path=spec.health_check_path,
+            environment={
+                "APP_NAME": spec.project,
+                **spec.environment,
+                **({"CORS_ORIGINS": ",".join(spec.cors_origins)} if spec.cors_origins else {}),
+            },
+            extra_secrets=spec.secrets,
+            public=spec.public,
+            deletion_protection=prod,
+            app_environment=spec.stage.value,
+            database=CloudSqlOptions(
+                version=spec.database.version,
+                tier=spec.database.tier,
+                database_name=spec.database.name,
+                backup_retention_count=spec.database.backup_retention_days,
+                deletion_protection=spec.database.deletion_protection,
+            ),
+        )
+        TerraformOutput(self, "service_url", value=self.service.url, description="The service's HTTPS URL")
+        TerraformOutput(self, "image", value=self.service.image)
