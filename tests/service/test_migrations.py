@@ -47,19 +47,18 @@ def test_migrate_entry_point_is_idempotent_and_concurrency_safe(postgres: Postgr
     assert "Running upgrade" not in result.stdout
 
 
-def test_lambda_migration_handler(postgres: PostgresForTests) -> None:
-    """The entry the AWS deploy trigger invokes: applies head, answers, raises on failure."""
-    url = postgres.database("app_lambda_migrate")
+def _invoke_migration_handler(database_url: str) -> subprocess.CompletedProcess[str]:
+    """Invoke ``webapi.migrate.handler`` as Lambda would, in a fresh interpreter."""
     script = "import json, webapi.migrate as m; print(json.dumps(m.handler({}, None)))"
     env = {
         **os.environ,
-        "DATABASE_URL": url,
+        "DATABASE_URL": database_url,
         "ENVIRONMENT": "dev",
         "SECRET_KEY": TEST_SECRET_KEY,
         "AWS_LAMBDA_FUNCTION_NAME": "migrate",
         "PYTHONPATH": str(SERVICE_DIR),
     }
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", script],
         cwd=SERVICE_DIR,
         env=env,
@@ -68,18 +67,15 @@ def test_lambda_migration_handler(postgres: PostgresForTests) -> None:
         timeout=120,
         check=False,
     )
+
+
+def test_lambda_migration_handler(postgres: PostgresForTests) -> None:
+    """The entry the AWS deploy trigger invokes: applies head, answers, raises on failure."""
+    url = postgres.database("app_lambda_migrate")
+    result = _invoke_migration_handler(url)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"status": "migrated"}
     command.check(alembic_config(url))
 
-    env["DATABASE_URL"] = "postgresql+asyncpg://nobody@127.0.0.1:1/none"
-    failed = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=SERVICE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    failed = _invoke_migration_handler("postgresql+asyncpg://nobody@127.0.0.1:1/none")
     assert failed.returncode != 0  # a failed migration fails the deployment
