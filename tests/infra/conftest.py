@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
+from tests.infra.gcp_synth import VARIANT, SynthesizedGcp, synth_gcp
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
@@ -55,3 +56,22 @@ def aws_dev() -> SynthesizedAws:
 @pytest.fixture(scope="session")
 def aws_prod() -> SynthesizedAws:
     return synth_aws("prod", {"spec.database.rds_proxy": "true", "spec.scaling.reserve_concurrency": "true"})
+
+
+# --- Google Cloud (CDK for Terraform): helpers in tests/infra/gcp_synth.py ------------
+
+
+@pytest.fixture(scope="session")
+def gcp_dev() -> SynthesizedGcp:
+    return synth_gcp("dev")
+
+
+@pytest.fixture(scope="session")
+def gcp_prod() -> SynthesizedGcp:
+    return synth_gcp("prod")
+
+
+@pytest.fixture(scope="session")
+def gcp_variant() -> SynthesizedGcp:
+    """prod with every optional part of the spec changed (gcp_synth.VARIANT)."""
+    return synth_gcp("prod", VARIANT)

@@ -13,6 +13,8 @@ _HASHES = (
 )
 # Things only the CDK version decides.
 _VERSION_KEYS = ("BootstrapVersion", "CheckBootstrapVersion")
+# Terraform JSON: the Cloud Run image tag is a content hash of service/ (a new one per code edit).
+_IMAGE_TAG = re.compile(r"(-docker\.pkg\.dev/[^\"\s]+:)[0-9a-f]{16}\b")
 
 
 def normalise(template: dict[str, Any]) -> dict[str, Any]:
@@ -25,4 +27,13 @@ def normalise(template: dict[str, Any]) -> dict[str, Any]:
             result.get(section, {}).pop(key, None)
         if section in result and not result[section]:
             del result[section]
+    return result
+
+
+def normalise_terraform(config: dict[str, Any]) -> dict[str, Any]:
+    """Terraform JSON (CDKTF): as :func:`normalise`, plus the image's content-hash tag and
+    the provider versions (pinned by the installed bindings; tested on their own) hidden."""
+    result = normalise(json.loads(_IMAGE_TAG.sub(r"\1<hash>", json.dumps(config, sort_keys=True))))
+    for provider in result.get("terraform", {}).get("required_providers", {}).values():
+        provider["version"] = "<version>"
     return result

@@ -1,0 +1,696 @@
+"""Fine-grained assertions on the synthesized Google Cloud stack: each bullet of the design.
+
+Resources are found by type and properties, and followed through their references;
+never by a generated logical name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cdktf
+import pytest
+
+from constructs_lib.gcp.image import source_hash
+from tests.conftest import ROOT, SERVICE_DIR
+from tests.infra.gcp_synth import SynthesizedGcp
+
+PROJECT = "my-gcp-project"
+REGION = "europe-west1"
+APIS = {
+    "artifactregistry.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "iam.googleapis.com",
+    "run.googleapis.com",
+    "secretmanager.googleapis.com",
+    "sqladmin.googleapis.com",
+}
+SERVICE = "google_cloud_run_v2_service"
+JOB = "google_cloud_run_v2_job"
+SQL = "google_sql_database_instance"
+SECRET = "google_secret_manager_secret"
+VERSION = "google_secret_manager_secret_version"
+SECRET_GRANT = "google_secret_manager_secret_iam_member"
+PROJECT_GRANT = "google_project_iam_member"
+ACCESSOR = "roles/secretmanager.secretAccessor"
+
+
+def has(synth: SynthesizedGcp, kind: str, properties: dict[str, Any]) -> None:
+    """cdktf.Testing.to_have_resource_with_properties: objects match as subsets, lists element-wise."""
+    assert cdktf.Testing.to_have_resource_with_properties(synth.synth, kind, properties), (
+        f"no {kind} with {json.dumps(properties)}"
+    )
+
+
+def ref(address: str, attribute: str) -> str:
+    return "${" + f"{address}.{attribute}" + "}"
+
+
+def address_of(synth: SynthesizedGcp, kind: str) -> str:
+    name, _ = synth.single(kind)
+    return f"{kind}.{name}"
+
+
+def service_account(synth: SynthesizedGcp, suffix: str) -> str:
+    """Address of the service account ``<name>-<suffix>``."""
+    names = [
+        name
+        for name, props in synth.resources("google_service_account").items()
+        if props["account_id"] == f"{synth.spec.name}-{suffix}"
+    ]
+    assert len(names) == 1, names
+    return f"google_service_account.{names[0]}"
+
+
+def member(synth: SynthesizedGcp, suffix: str) -> str:
+    return f"serviceAccount:{ref(service_account(synth, suffix), 'email')}"
+
+
+def secret_address(synth: SynthesizedGcp, env_name: str) -> str:
+    secret_id = f"{synth.spec.name}-{env_name.lower().replace('_', '-')}"
+    names = [n for n, p in synth.resources(SECRET).items() if p["secret_id"] == secret_id]
+    assert len(names) == 1, f"{secret_id}: {names}"
+    return f"{SECRET}.{names[0]}"
+
+
+def provisioned(synth: SynthesizedGcp, command_prefix: str) -> tuple[str, dict[str, Any], list[str]]:
+    """The terraform_data whose local-exec command starts with ``command_prefix``."""
+    found = [
+        (name, props, props["provisioner"][0]["local-exec"]["command"].split())
+        for name, props in synth.resources("terraform_data").items()
+        if props["provisioner"][0]["local-exec"]["command"].startswith(command_prefix)
+    ]
+    assert len(found) == 1, found
+    name, props, argv = found[0]
+    return f"terraform_data.{name}", props, argv
+
+
+def container(synth: SynthesizedGcp, kind: str) -> dict[str, Any]:
+    _, resource = synth.single(kind)
+    template = resource["template"] if kind == SERVICE else resource["template"]["template"]
+    assert len(template["containers"]) == 1
+    found: dict[str, Any] = template["containers"][0]
+    return found
+
+
+def image_of(synth: SynthesizedGcp) -> str:
+    tag = source_hash(SERVICE_DIR)[:16]
+    return f"{REGION}-docker.pkg.dev/{PROJECT}/{synth.spec.name}/api:{tag}"
+
+
+def walk(node: Any) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) pair in a JSON document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key, value
+            yield from walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from walk(item)
+
+
+# --- APIs ---------------------------------------------------------------------------
+
+
+def test_required_apis_are_enabled_and_left_on_at_destroy(gcp_dev: SynthesizedGcp) -> None:
+    enabled = {props["service"] for props in gcp_dev.resources("google_project_service").values()}
+    assert enabled == APIS
+    for api in APIS:
+        has(
+            gcp_dev,
+            "google_project_service",
+            {"service": api, "project": PROJECT, "disable_on_destroy": False},
+        )
+
+
+def test_every_cloud_resource_waits_for_every_api(gcp_dev: SynthesizedGcp) -> None:
+    apis = [f"google_project_service.{name}" for name in gcp_dev.resources("google_project_service")]
+    # The first resources of each API wait for all of them explicitly ...
+    for kind in (
+        "google_artifact_registry_repository",
+        "google_service_account",
+        SQL,
+        SECRET,
+    ):
+        has(gcp_dev, kind, {"depends_on": apis})
+        assert all(set(apis) <= set(p.get("depends_on", [])) for p in gcp_dev.resources(kind).values()), kind
+    # ... and everything else waits for those, through a reference or depends_on.
+    checked = 0
+    for address, _ in gcp_dev.all_resources():
+        if address.startswith(("google_project_service.", "random_password.")):
+            continue  # random_password is local: no API
+        missing = set(apis) - gcp_dev.dependencies(address)
+        assert not missing, f"{address} may start before {sorted(missing)}"
+        checked += 1
+    assert checked > 20
+
+
+# --- Artifact Registry and the image ------------------------------------------------
+
+
+def test_artifact_registry_docker_repository(gcp_dev: SynthesizedGcp) -> None:
+    has(
+        gcp_dev,
+        "google_artifact_registry_repository",
+        {"project": PROJECT, "location": REGION, "repository_id": "fastapi-svc-dev", "format": "DOCKER"},
+    )
+
+
+def test_cloud_run_runs_the_content_hash_tag_never_latest(gcp_dev: SynthesizedGcp) -> None:
+    image = image_of(gcp_dev)
+    assert gcp_dev.stack.service.image == image
+    assert container(gcp_dev, SERVICE)["image"] == image
+    assert container(gcp_dev, JOB)["image"] == image
+    assert gcp_dev.json["output"]["image"]["value"] == image
+    assert not re.search(r"docker\.pkg\.dev/[^\"\s]*:latest", gcp_dev.synth)
+
+
+def test_image_is_built_by_cloud_build_from_service_when_its_hash_changes(gcp_dev: SynthesizedGcp) -> None:
+    image = image_of(gcp_dev)
+    build, props, argv = provisioned(gcp_dev, "gcloud builds submit")
+    assert props["triggers_replace"] == {"image": image}  # a new tag replaces it: a new build
+    assert f"--tag={image}" in argv
+    assert {f"--project={PROJECT}", f"--region={REGION}", "--quiet"} <= set(argv)
+    builder = ref(service_account(gcp_dev, "build"), "email")
+    assert f"--service-account=projects/{PROJECT}/serviceAccounts/{builder}" in argv
+    # The build context, seen from where cdktf writes the stack, is the service directory.
+    stack_dir = ROOT / "cdktf.out" / "stacks" / f"{gcp_dev.spec.name}-gcp"
+    context = argv[3].replace("${path.module}", str(stack_dir))
+    assert Path(os.path.normpath(context)) == SERVICE_DIR
+    assert "docker " not in gcp_dev.synth  # no local Docker daemon involved
+    # It waits for the repository and the push grant; the job and the service wait for it.
+    waits_for = gcp_dev.dependencies(build)
+    assert address_of(gcp_dev, "google_artifact_registry_repository") in waits_for
+    assert address_of(gcp_dev, "google_artifact_registry_repository_iam_member") in waits_for
+    for kind in (JOB, SERVICE):
+        assert build in gcp_dev.dependencies(address_of(gcp_dev, kind))
+
+
+# source_hash is plain Python: tested on copies of service/, without cdktf.
+
+
+@pytest.fixture
+def service_copy(tmp_path: Path) -> Path:
+    copy = tmp_path / "elsewhere" / "service"
+    shutil.copytree(SERVICE_DIR, copy)
+    return copy
+
+
+def test_source_hash_is_the_same_for_the_same_content_anywhere(service_copy: Path) -> None:
+    assert source_hash(service_copy) == source_hash(SERVICE_DIR)
+    assert re.fullmatch(r"[0-9a-f]{64}", source_hash(service_copy))
+
+
+def test_source_hash_changes_when_a_file_changes(service_copy: Path) -> None:
+    before = source_hash(service_copy)
+    source = sorted((service_copy / "webapi").rglob("*.py"))[0]
+    source.write_text(source.read_text() + "\n# one more line\n")
+    after = source_hash(service_copy)
+    assert after[:16] != before[:16]
+    source.write_text(source.read_text().removesuffix("\n# one more line\n"))
+    assert source_hash(service_copy) == before  # same content, same tag: nothing rolls
+
+
+def test_source_hash_changes_when_a_file_is_added_or_renamed(service_copy: Path) -> None:
+    before = source_hash(service_copy)
+    (service_copy / "webapi" / "extra.py").write_text("")
+    added = source_hash(service_copy)
+    (service_copy / "webapi" / "extra.py").rename(service_copy / "webapi" / "other.py")
+    assert len({before, added, source_hash(service_copy)}) == 3
+
+
+def test_source_hash_ignores_caches_bytecode_and_env_files(service_copy: Path) -> None:
+    before = source_hash(service_copy)
+    (service_copy / "__pycache__").mkdir(exist_ok=True)
+    (service_copy / "__pycache__" / "x.cpython-312.pyc").write_bytes(b"\0")
+    (service_copy / "webapi" / "stray.pyc").write_bytes(b"\0")
+    (service_copy / ".pytest_cache").mkdir()
+    (service_copy / ".pytest_cache" / "README.md").write_text("cache")
+    (service_copy / ".env").write_text("SECRET_KEY=local")
+    assert source_hash(service_copy) == before
+
+
+def test_source_hash_needs_a_dockerfile(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="Dockerfile"):
+        source_hash(tmp_path)
+
+
+# --- Identities and grants ----------------------------------------------------------
+
+
+def test_service_and_job_run_as_a_dedicated_identity(gcp_dev: SynthesizedGcp) -> None:
+    runtime = service_account(gcp_dev, "run")
+    assert runtime != service_account(gcp_dev, "build")
+    has(gcp_dev, SERVICE, {"template": {"service_account": ref(runtime, "email")}})
+    has(gcp_dev, JOB, {"template": {"template": {"service_account": ref(runtime, "email")}}})
+
+
+def test_runtime_reads_each_of_its_secrets(gcp_dev: SynthesizedGcp, gcp_variant: SynthesizedGcp) -> None:
+    for synth, env_names in (
+        (gcp_dev, {"DATABASE_URL", "SECRET_KEY"}),
+        (gcp_variant, {"DATABASE_URL", "SECRET_KEY", "STRIPE_API_KEY"}),
+    ):
+        assert len(synth.resources(SECRET)) == len(env_names)
+        assert len(synth.resources(SECRET_GRANT)) == len(env_names)
+        for env_name in env_names:
+            has(
+                synth,
+                SECRET_GRANT,
+                {
+                    "secret_id": ref(secret_address(synth, env_name), "secret_id"),
+                    "role": ACCESSOR,
+                    "member": member(synth, "run"),
+                },
+            )
+
+
+def test_runtime_is_a_cloud_sql_client_of_its_own_instance_only(gcp_dev: SynthesizedGcp) -> None:
+    has(gcp_dev, SQL, {"name": "fastapi-svc-dev-pg"})
+    has(
+        gcp_dev,
+        PROJECT_GRANT,
+        {
+            "project": PROJECT,
+            "role": "roles/cloudsql.client",
+            "member": member(gcp_dev, "run"),
+            "condition": {
+                "expression": f'resource.name == "projects/{PROJECT}/instances/fastapi-svc-dev-pg"'
+            },
+        },
+    )
+
+
+def test_runtime_has_no_other_grant(gcp_dev: SynthesizedGcp, gcp_variant: SynthesizedGcp) -> None:
+    for synth in (gcp_dev, gcp_variant):
+        runtime = member(synth, "run")
+        grants = sorted(
+            (address.split(".")[0], props["role"])
+            for address, props in synth.all_resources()
+            if "_iam_" in address and runtime in (props.get("member"), *props.get("members", []))
+        )
+        secrets = len(synth.resources(SECRET))
+        assert grants == [(PROJECT_GRANT, "roles/cloudsql.client")] + [(SECRET_GRANT, ACCESSOR)] * secrets
+
+
+def test_grants_are_additive_and_never_basic_roles(gcp_dev: SynthesizedGcp) -> None:
+    kinds = set(gcp_dev.json["resource"])
+    assert not {k for k in kinds if k.endswith(("_iam_binding", "_iam_policy"))}  # never authoritative
+    roles = {props["role"] for address, props in gcp_dev.all_resources() if "_iam_" in address}
+    assert not roles & {"roles/owner", "roles/editor", "roles/viewer"}
+    project_grants = {(props["member"], props["role"]) for props in gcp_dev.resources(PROJECT_GRANT).values()}
+    builder = member(gcp_dev, "build")
+    assert project_grants == {
+        (member(gcp_dev, "run"), "roles/cloudsql.client"),
+        (builder, "roles/logging.logWriter"),
+        (builder, "roles/storage.objectViewer"),  # the source gcloud uploads for the build
+    }
+    has(
+        gcp_dev,
+        "google_artifact_registry_repository_iam_member",
+        {
+            "repository": ref(address_of(gcp_dev, "google_artifact_registry_repository"), "name"),
+            "role": "roles/artifactregistry.writer",
+            "member": builder,
+        },
+    )
+
+
+# --- Cloud Run service --------------------------------------------------------------
+
+
+def test_scaling_and_concurrency_come_from_the_spec(
+    gcp_dev: SynthesizedGcp, gcp_variant: SynthesizedGcp
+) -> None:
+    for synth, (low, high, concurrency) in ((gcp_dev, (0, 100, 80)), (gcp_variant, (1, 5, 40))):
+        scaling = synth.spec.scaling
+        assert (scaling.min_instances, scaling.max_instances, scaling.concurrency) == (low, high, concurrency)
+        has(
+            synth,
+            SERVICE,
+            {
+                "template": {
+                    "scaling": {"min_instance_count": low, "max_instance_count": high},
+                    "max_instance_request_concurrency": concurrency,
+                }
+            },
+        )
+
+
+def test_container_cpu_memory_port_and_command(gcp_dev: SynthesizedGcp, gcp_variant: SynthesizedGcp) -> None:
+    for synth, cpu, memory in ((gcp_dev, "1", "1024Mi"), (gcp_variant, "2", "2048Mi")):
+        has(
+            synth,
+            SERVICE,
+            {
+                "template": {
+                    "containers": [
+                        {
+                            "command": list(synth.spec.container_command),
+                            "ports": {"container_port": 8080},
+                            "resources": {
+                                "limits": {"cpu": cpu, "memory": memory},
+                                "cpu_idle": True,  # CPU only while serving requests
+                                "startup_cpu_boost": True,
+                            },
+                        }
+                    ]
+                }
+            },
+        )
+
+
+def test_startup_and_liveness_probes_hit_the_health_path(gcp_dev: SynthesizedGcp) -> None:
+    health = {"http_get": {"path": "/health", "port": 8080}}
+    has(
+        gcp_dev,
+        SERVICE,
+        {"template": {"containers": [{"startup_probe": health, "liveness_probe": health}]}},
+    )
+    spec = container(gcp_dev, SERVICE)
+    for probe in (spec["startup_probe"], spec["liveness_probe"]):
+        assert 1 <= probe["timeout_seconds"] <= probe["period_seconds"]  # Cloud Run's rule
+    startup = spec["startup_probe"]
+    assert startup["period_seconds"] * startup["failure_threshold"] >= 30  # room for a cold start
+
+
+def test_environment_plain_values_and_secrets_by_reference(
+    gcp_dev: SynthesizedGcp, gcp_variant: SynthesizedGcp
+) -> None:
+    for synth, secrets in (
+        (gcp_dev, ("DATABASE_URL", "SECRET_KEY")),
+        (gcp_variant, ("DATABASE_URL", "SECRET_KEY", "STRIPE_API_KEY")),
+    ):
+        for kind in (SERVICE, JOB):
+            env = {item["name"]: item for item in container(synth, kind)["env"]}
+            assert env["ENVIRONMENT"] == {"name": "ENVIRONMENT", "value": synth.spec.stage.value}
+            assert env["APP_NAME"]["value"] == "FastAPI Service"
+            assert env["GOOGLE_CLOUD_PROJECT"]["value"] == PROJECT
+            assert env["DB_POOL_SIZE"]["value"] == "10"
+            for name in secrets:
+                assert env[name] == {
+                    "name": name,
+                    "value_source": {
+                        "secret_key_ref": {
+                            "secret": ref(secret_address(synth, name), "secret_id"),
+                            "version": "latest",
+                        }
+                    },
+                }
+            plain = {name for name, item in env.items() if "value" in item}
+            assert not plain & {*secrets, "PASSWORD", "DB_PASSWORD"}
+
+
+def test_deletion_protection_is_explicit_per_stage(gcp_dev: SynthesizedGcp, gcp_prod: SynthesizedGcp) -> None:
+    for synth, protected in ((gcp_dev, False), (gcp_prod, True)):
+        for kind in (SERVICE, JOB):
+            _, resource = synth.single(kind)
+            assert resource["deletion_protection"] is protected, kind
+
+
+def test_public_invocation_by_default(gcp_dev: SynthesizedGcp, gcp_prod: SynthesizedGcp) -> None:
+    for synth in (gcp_dev, gcp_prod):
+        has(
+            synth,
+            "google_cloud_run_v2_service_iam_member",
+            {
+                "project": PROJECT,
+                "location": REGION,
+                "name": ref(address_of(synth, SERVICE), "name"),
+                "role": "roles/run.invoker",
+                "member": "allUsers",
+            },
+        )
+
+
+def test_no_public_invocation_when_the_spec_says_so(gcp_variant: SynthesizedGcp) -> None:
+    assert gcp_variant.spec.public is False
+    assert not gcp_variant.resources("google_cloud_run_v2_service_iam_member")
+    assert "allUsers" not in gcp_variant.synth and "allAuthenticatedUsers" not in gcp_variant.synth
+
+
+# --- Cloud SQL for PostgreSQL -------------------------------------------------------
+
+
+def test_cloud_sql_postgres_17_micro_with_backups(gcp_dev: SynthesizedGcp, gcp_prod: SynthesizedGcp) -> None:
+    for synth, backups in ((gcp_dev, 1), (gcp_prod, 14)):
+        assert synth.spec.database.backup_retention_days == backups
+        has(
+            synth,
+            SQL,
+            {
+                "database_version": "POSTGRES_17",
+                "region": REGION,
+                "settings": {
+                    "tier": "db-f1-micro",
+                    "edition": "ENTERPRISE",
+                    "backup_configuration": {
+                        "enabled": True,
+                        "point_in_time_recovery_enabled": True,
+                        "backup_retention_settings": {"retained_backups": backups, "retention_unit": "COUNT"},
+                    },
+                },
+            },
+        )
+
+
+def test_cloud_sql_deletion_protection_in_prod_only(
+    gcp_dev: SynthesizedGcp, gcp_prod: SynthesizedGcp
+) -> None:
+    for synth, protected in ((gcp_dev, False), (gcp_prod, True)):
+        has(
+            synth,
+            SQL,
+            {"deletion_protection": protected, "settings": {"deletion_protection_enabled": protected}},
+        )
+
+
+def test_cloud_sql_is_reached_only_through_the_connector(gcp_dev: SynthesizedGcp) -> None:
+    _, instance = gcp_dev.single(SQL)
+    # Public IP, no authorized network, mutual TLS: what the Cloud SQL connector does.
+    assert instance["settings"]["ip_configuration"] == {
+        "ipv4_enabled": True,
+        "ssl_mode": "TRUSTED_CLIENT_CERTIFICATE_REQUIRED",
+    }
+
+
+def test_cloudsql_volume_is_mounted_in_service_and_job(gcp_dev: SynthesizedGcp) -> None:
+    connection = ref(address_of(gcp_dev, SQL), "connection_name")
+    volume = {"name": "cloudsql", "cloud_sql_instance": {"instances": [connection]}}
+    mount = {"name": "cloudsql", "mount_path": "/cloudsql"}
+    has(gcp_dev, SERVICE, {"template": {"volumes": [volume], "containers": [{"volume_mounts": [mount]}]}})
+    has(
+        gcp_dev,
+        JOB,
+        {"template": {"template": {"volumes": [volume], "containers": [{"volume_mounts": [mount]}]}}},
+    )
+
+
+def test_database_and_user_with_a_write_only_password(gcp_dev: SynthesizedGcp) -> None:
+    instance = address_of(gcp_dev, SQL)
+    has(gcp_dev, "google_sql_database", {"instance": ref(instance, "name"), "name": "app"})
+    _, user = gcp_dev.single("google_sql_user")
+    assert user["instance"] == ref(instance, "name") and user["name"] == "app"
+    assert re.fullmatch(r"\$\{random_password\.[\w-]+\.result\}", user["password_wo"])
+    assert user["password_wo_version"] == 1
+    assert "password" not in user
+
+
+def test_generated_passwords(gcp_dev: SynthesizedGcp) -> None:
+    passwords = {
+        f"random_password.{name}": props for name, props in gcp_dev.resources("random_password").items()
+    }
+    assert sorted((p["length"], p["special"]) for p in passwords.values()) == [(32, False), (64, False)]
+    by_length = {p["length"]: address for address, p in passwords.items()}
+    _, user = gcp_dev.single("google_sql_user")
+    assert user["password_wo"] == ref(by_length[32], "result")
+    secret_key = secret_address(gcp_dev, "SECRET_KEY")
+    has(gcp_dev, VERSION, {"secret": ref(secret_key, "id"), "secret_data_wo": ref(by_length[64], "result")})
+
+
+def test_database_url_points_at_the_cloudsql_socket(gcp_dev: SynthesizedGcp) -> None:
+    _, user = gcp_dev.single("google_sql_user")
+    connection = ref(address_of(gcp_dev, SQL), "connection_name")
+    url = f"postgresql+asyncpg://app:{user['password_wo']}@/app?host=/cloudsql/{connection}"
+    has(
+        gcp_dev,
+        VERSION,
+        {"secret": ref(secret_address(gcp_dev, "DATABASE_URL"), "id"), "secret_data_wo": url},
+    )
+
+
+# --- Secret Manager -----------------------------------------------------------------
+
+
+def test_secrets_have_write_only_first_versions(gcp_dev: SynthesizedGcp) -> None:
+    assert {p["secret_id"] for p in gcp_dev.resources(SECRET).values()} == {
+        "fastapi-svc-dev-database-url",
+        "fastapi-svc-dev-secret-key",
+    }
+    for name in ("DATABASE_URL", "SECRET_KEY"):
+        secret = secret_address(gcp_dev, name)
+        secret_id = f"fastapi-svc-dev-{name.lower().replace('_', '-')}"
+        has(gcp_dev, SECRET, {"secret_id": secret_id, "project": PROJECT, "replication": {"auto": {}}})
+        versions = [p for p in gcp_dev.resources(VERSION).values() if p["secret"] == ref(secret, "id")]
+        assert len(versions) == 1
+        assert set(versions[0]) == {"secret", "secret_data_wo", "secret_data_wo_version"}
+        assert versions[0]["secret_data_wo_version"] == 1
+
+
+def test_an_extra_secret_gets_a_grant_but_no_value(gcp_variant: SynthesizedGcp) -> None:
+    stripe = secret_address(gcp_variant, "STRIPE_API_KEY")
+    assert not [p for p in gcp_variant.resources(VERSION).values() if p["secret"] == ref(stripe, "id")]
+    assert len(gcp_variant.resources(VERSION)) == 2
+
+
+def test_service_and_job_depend_on_the_secret_versions(gcp_dev: SynthesizedGcp) -> None:
+    versions = {f"{VERSION}.{name}" for name in gcp_dev.resources(VERSION)}
+    assert len(versions) == 2
+    for kind in (SERVICE, JOB):
+        _, resource = gcp_dev.single(kind)
+        assert versions <= set(resource["depends_on"]), kind
+
+
+def test_only_write_only_attributes_carry_secrets(
+    gcp_dev: SynthesizedGcp, gcp_prod: SynthesizedGcp, gcp_variant: SynthesizedGcp
+) -> None:
+    for synth in (gcp_dev, gcp_prod, gcp_variant):
+        keys = {key for key, _ in walk(synth.json["resource"])}
+        assert {"secret_data_wo", "password_wo"} <= keys
+        assert not keys & {"secret_data", "password", "root_password"}
+
+
+def test_no_secret_value_in_the_json(
+    gcp_dev: SynthesizedGcp, gcp_prod: SynthesizedGcp, gcp_variant: SynthesizedGcp
+) -> None:
+    generated = re.compile(r"\$\{random_password\.[\w-]+\.result\}")
+    for synth in (gcp_dev, gcp_prod, gcp_variant):
+        for key, value in walk([props for _, props in synth.all_resources()]):
+            if re.search(r"password|secret_data|secret_key$", key, re.IGNORECASE) and not key.endswith(
+                "_version"
+            ):
+                assert generated.search(str(value)), f"{key}: {value}"
+        outside_references = re.sub(r"\$\{[^}]*\}", "", synth.synth)
+        # No URL with literal credentials, nothing that looks like a generated password.
+        assert not re.search(r"://[^/\s\"@]*:[^/\s\"@]+@", outside_references)
+        tokens = re.findall(r"[A-Za-z0-9+/=]{16,}", outside_references)
+        mixed = [t for t in tokens if all(re.search(c, t) for c in ("[a-z]", "[A-Z]", "[0-9]"))]
+        assert mixed == []
+
+
+# --- Migrations ---------------------------------------------------------------------
+
+
+def test_migration_job_runs_the_migrate_command(gcp_dev: SynthesizedGcp) -> None:
+    has(
+        gcp_dev,
+        JOB,
+        {
+            "name": "fastapi-svc-dev-migrate",
+            "location": REGION,
+            "template": {
+                "task_count": 1,
+                "template": {
+                    "max_retries": 0,  # a failed migration fails the deploy, never runs twice
+                    "containers": [
+                        {"image": image_of(gcp_dev), "command": ["python", "-m", "webapi.migrate"]}
+                    ],
+                },
+            },
+        },
+    )
+    waits_for = gcp_dev.dependencies(address_of(gcp_dev, JOB))
+    assert {address_of(gcp_dev, "google_sql_database"), address_of(gcp_dev, "google_sql_user")} <= waits_for
+
+
+def test_migrations_run_when_the_image_changes_before_the_service(gcp_dev: SynthesizedGcp) -> None:
+    run, props, argv = provisioned(gcp_dev, "gcloud run jobs execute")
+    assert argv[4] == "fastapi-svc-dev-migrate"
+    assert {"--wait", f"--project={PROJECT}", f"--region={REGION}"} <= set(argv)
+    assert props["triggers_replace"] == {"image": image_of(gcp_dev)}
+    assert address_of(gcp_dev, JOB) in props["depends_on"]
+    _, service = gcp_dev.single(SERVICE)
+    assert run in service["depends_on"]
+
+
+# --- Outputs, backend, providers ----------------------------------------------------
+
+
+def test_service_url_is_an_output(gcp_dev: SynthesizedGcp) -> None:
+    assert gcp_dev.json["output"]["service_url"]["value"] == ref(address_of(gcp_dev, SERVICE), "uri")
+
+
+def test_local_backend_by_default(gcp_dev: SynthesizedGcp, gcp_prod: SynthesizedGcp) -> None:
+    for synth in (gcp_dev, gcp_prod):
+        assert synth.json["terraform"]["backend"] == {
+            "local": {"path": f"terraform.{synth.spec.name}-gcp.tfstate"}
+        }
+
+
+def test_gcs_backend_with_a_state_bucket(gcp_variant: SynthesizedGcp) -> None:
+    assert gcp_variant.json["terraform"]["backend"] == {
+        "gcs": {"bucket": "my-state", "prefix": "fastapi-svc-prod/state"}
+    }
+
+
+def test_providers_are_configured_by_the_stack_only(gcp_dev: SynthesizedGcp) -> None:
+    assert cdktf.Testing.to_have_provider_with_properties(
+        gcp_dev.synth,
+        "google",
+        {"project": PROJECT, "region": REGION, "default_labels": {"project": "fastapi-svc", "stage": "dev"}},
+    )
+    assert cdktf.Testing.to_have_provider(gcp_dev.synth, "random")
+    assert {name: len(configs) for name, configs in gcp_dev.json["provider"].items()} == {
+        "google": 1,
+        "random": 1,
+    }
+    assert not [c for c in gcp_dev.stack.service.node.find_all() if isinstance(c, cdktf.TerraformProvider)]
+    for provider in gcp_dev.json["terraform"]["required_providers"].values():
+        assert re.fullmatch(r"\d+\.\d+\.\d+", provider["version"])  # pinned by the bindings
+
+
+# --- The construct's inputs ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"name": "Bad_Name"}, "name must be"),
+        ({"cpu": 3}, "cpu must be 1, 2, 4 or 8, got 3"),
+        ({"memory_mib": 256}, "memory_mib must be 512..32768"),
+        ({"min_instances": 5, "max_instances": 1}, "min_instances <= max_instances"),
+        ({"concurrency": 0}, "concurrency must be 1..1000, got 0"),
+        ({"health_check_path": "health"}, "health_check_path must start with '/'"),
+    ],
+)
+def test_construct_rejects_invalid_input(options: dict[str, Any], message: str) -> None:
+    from constructs_lib.gcp.cloud_run_service import CloudRunService
+
+    stack = cdktf.TerraformStack(cdktf.Testing.app(), "invalid")
+    arguments: dict[str, Any] = {
+        "project": PROJECT,
+        "region": REGION,
+        "name": "svc-test",
+        "source_dir": SERVICE_DIR,
+        "build_context": "service",
+        **options,
+    }
+    with pytest.raises(ValueError, match=re.escape(message)):
+        CloudRunService(stack, "service", **arguments)
+
+
+def test_database_options_reject_invalid_input() -> None:
+    from constructs_lib.gcp.cloud_run_service import CloudSqlOptions
+
+    for options, message in (
+        ({"version": "15"}, "version must be one of ['16', '17']"),
+        ({"tier": "f1-micro"}, "tier must be a Cloud SQL tier"),
+        ({"backup_retention_count": 0}, "backup_retention_count must be 1..365"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            CloudSqlOptions(**options)
