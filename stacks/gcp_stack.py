@@ -12,7 +12,8 @@ from stacks.spec import Spec, Stage
 
 # cdktf writes each stack to cdktf.out/stacks/<name>/, where Terraform runs its
 # provisioners: the build context is the service directory, three levels up.
-BUILD_CONTEXT_FROM_STACK_DIR = "${path.module}/../../.."
+PROJECT_ROOT_FROM_STACK_DIR = "../../.."
+BUILD_CONTEXT_FROM_STACK_DIR = "${path.module}/" + PROJECT_ROOT_FROM_STACK_DIR
 
 
 class GcpServiceStack(TerraformStack):
@@ -30,7 +31,10 @@ class GcpServiceStack(TerraformStack):
         if spec.gcp.state_bucket:
             GcsBackend(self, bucket=spec.gcp.state_bucket, prefix=f"{spec.name}/state")
         else:
-            LocalBackend(self, path=f"terraform.{stack_id}.tfstate")
+            # At the project root, not in cdktf.out/ (which cdktf rewrites and may delete).
+            LocalBackend(self, path=f"{PROJECT_ROOT_FROM_STACK_DIR}/terraform.{stack_id}.tfstate")
+        # The write-only attributes (password_wo, secret_data_wo) need Terraform 1.11.
+        self.add_override("terraform.required_version", ">= 1.11")
         self.service = CloudRunService(
             self,
             "service",
@@ -47,6 +51,7 @@ class GcpServiceStack(TerraformStack):
             max_instances=spec.scaling.max_instances,
             concurrency=spec.scaling.concurrency,
             health_check_path=spec.health_check_path,
+            request_timeout_seconds=spec.compute.timeout_seconds,
             environment={
                 "APP_NAME": spec.project,
                 **spec.environment,

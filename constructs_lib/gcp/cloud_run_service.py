@@ -15,8 +15,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from cdktf import DataResource, LocalExecProvisioner, TerraformResource
+from cdktf import AssetType, DataResource, LocalExecProvisioner, TerraformAsset, TerraformResource
 from cdktf_cdktf_provider_google import (
     artifact_registry_repository as ar,
 )
@@ -51,6 +52,13 @@ from cdktf_cdktf_provider_google.sql_database_instance import (
     SqlDatabaseInstanceSettingsIpConfiguration,
 )
 from cdktf_cdktf_provider_google.sql_user import SqlUser
+from cdktf_cdktf_provider_google.storage_bucket import (
+    StorageBucket,
+    StorageBucketLifecycleRule,
+    StorageBucketLifecycleRuleAction,
+    StorageBucketLifecycleRuleCondition,
+)
+from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketIamMember
 from cdktf_cdktf_provider_random.password import Password
 from constructs import Construct
 
@@ -62,11 +70,15 @@ CONTAINER_PORT = 8080
 REQUIRED_APIS = (
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
     "iam.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
     "sqladmin.googleapis.com",
+    "storage.googleapis.com",
 )
+BUILD_CONFIG = Path(__file__).resolve().parent / "cloudbuild.yaml"
+IMAGE_RETENTION = "2592000s"  # untagged and superseded images older than 30 days go
 POSTGRES_VERSIONS = {"16": "POSTGRES_16", "17": "POSTGRES_17"}
 # PostgreSQL logging flags (what checkov's CIS checks ask of Cloud SQL for PostgreSQL).
 POSTGRES_FLAGS = {
@@ -79,7 +91,6 @@ POSTGRES_FLAGS = {
     "log_temp_files": "0",
     "log_min_duration_statement": "-1",
     "log_statement": "ddl",  # schema changes only: the migrations, never the data
-    "cloudsql.enable_pgaudit": "on",
 }
 
 
@@ -166,12 +177,21 @@ class CloudRunService(Construct):
             description=f"Images of {name}",
             cleanup_policies=[
                 ar.ArtifactRegistryRepositoryCleanupPolicies(
+                    id="delete-old",
+                    action="DELETE",
+                    condition=ar.ArtifactRegistryRepositoryCleanupPoliciesCondition(
+                        tag_state="ANY", older_than=IMAGE_RETENTION
+                    ),
+                ),
+                # KEEP wins over DELETE: the ten newest images stay whatever their age,
+                # so a rollback target is always there.
+                ar.ArtifactRegistryRepositoryCleanupPolicies(
                     id="keep-recent",
                     action="KEEP",
                     most_recent_versions=ar.ArtifactRegistryRepositoryCleanupPoliciesMostRecentVersions(
                         keep_count=10
                     ),
-                )
+                ),
             ],
             depends_on=after_apis,
         )
@@ -200,18 +220,40 @@ class CloudRunService(Construct):
                 self, "builder-writes-logs", project=project, role="roles/logging.logWriter", member=builder
             ),
             # Reads the uploaded source from the staging bucket gcloud creates.
-            ProjectIamMember(
+        ]
+        # The source upload goes to a bucket of its own, which alone the builder may read
+        # (a project-wide grant would let builds read every bucket, Terraform state included).
+        self.staging_bucket = StorageBucket(
+            self,
+            "build-staging",
+            project=project,
+            name=_bucket_name(project, name, "build"),
+            location=region,
+            uniform_bucket_level_access=True,
+            public_access_prevention="enforced",
+            force_destroy=True,
+            lifecycle_rule=[
+                StorageBucketLifecycleRule(
+                    action=StorageBucketLifecycleRuleAction(type="Delete"),
+                    condition=StorageBucketLifecycleRuleCondition(age=7),
+                )
+            ],
+            depends_on=after_apis,
+        )
+        build_grants.append(
+            StorageBucketIamMember(
                 self,
                 "builder-reads-source",
-                project=project,
+                bucket=self.staging_bucket.name,
                 role="roles/storage.objectViewer",
                 member=builder,
-            ),
-        ]
+            )
+        )
+        build_config = TerraformAsset(self, "build-config", path=str(BUILD_CONFIG), type=AssetType.FILE)
         self.build = DataResource(
             self,
             "image-build",
-            triggers_replace={"image": self.image},
+            triggers_replace={"image": self.image, "config": build_config.asset_hash},
             provisioners=[
                 LocalExecProvisioner(
                     type="local-exec",
@@ -221,9 +263,10 @@ class CloudRunService(Construct):
                             build_context,
                             f"--project={project}",
                             f"--region={region}",
-                            f"--tag={self.image}",
+                            f"--config=${{path.module}}/{build_config.path}",
+                            f"--substitutions=_IMAGE={self.image}",
+                            f"--gcs-source-staging-dir=gs://{self.staging_bucket.name}/source",
                             f"--service-account=projects/{project}/serviceAccounts/{self.build_service_account.email}",
-                            "--default-buckets-behavior=regional-user-owned-bucket",
                             "--quiet",
                         ]
                     ),
@@ -291,6 +334,9 @@ class CloudRunService(Construct):
             instance=self.sql_instance.name,
             name=database.user_name,
             password_wo=db_password.result,
+            # The migrations make this user own the tables, and PostgreSQL refuses to drop
+            # an owner: on destroy the user goes with the instance instead.
+            deletion_policy="ABANDON",
             password_wo_version=1,
         )
         connection_name = self.sql_instance.connection_name
@@ -501,37 +547,40 @@ class CloudRunService(Construct):
         return secret
 
     def _service_env(self, plain: Mapping[str, str]) -> list[run.CloudRunV2ServiceTemplateContainersEnv]:
-        env = [run.CloudRunV2ServiceTemplateContainersEnv(name=k, value=v) for k, v in sorted(plain.items())]
-        env += [
-            run.CloudRunV2ServiceTemplateContainersEnv(
-                name=env_name,
-                value_source=run.CloudRunV2ServiceTemplateContainersEnvValueSource(
-                    secret_key_ref=run.CloudRunV2ServiceTemplateContainersEnvValueSourceSecretKeyRef(
-                        secret=secret.secret_id, version="latest"
-                    )
-                ),
-            )
-            for env_name, secret in sorted(self.secrets.items())
-        ]
-        return env
+        return _env(
+            plain,
+            self.secrets,
+            env=run.CloudRunV2ServiceTemplateContainersEnv,
+            source=run.CloudRunV2ServiceTemplateContainersEnvValueSource,
+            ref=run.CloudRunV2ServiceTemplateContainersEnvValueSourceSecretKeyRef,
+        )
 
     def _job_env(self, plain: Mapping[str, str]) -> list[run_job.CloudRunV2JobTemplateTemplateContainersEnv]:
-        env = [
-            run_job.CloudRunV2JobTemplateTemplateContainersEnv(name=k, value=v)
-            for k, v in sorted(plain.items())
-        ]
-        env += [
-            run_job.CloudRunV2JobTemplateTemplateContainersEnv(
-                name=env_name,
-                value_source=run_job.CloudRunV2JobTemplateTemplateContainersEnvValueSource(
-                    secret_key_ref=run_job.CloudRunV2JobTemplateTemplateContainersEnvValueSourceSecretKeyRef(
-                        secret=secret.secret_id, version="latest"
-                    )
-                ),
-            )
-            for env_name, secret in sorted(self.secrets.items())
-        ]
-        return env
+        return _env(
+            plain,
+            self.secrets,
+            env=run_job.CloudRunV2JobTemplateTemplateContainersEnv,
+            source=run_job.CloudRunV2JobTemplateTemplateContainersEnvValueSource,
+            ref=run_job.CloudRunV2JobTemplateTemplateContainersEnvValueSourceSecretKeyRef,
+        )
+
+
+def _env(
+    plain: Mapping[str, str], secrets: Mapping[str, SecretManagerSecret], *, env: Any, source: Any, ref: Any
+) -> list[Any]:
+    """Plain variables, then secrets as references to their latest version (the service's and
+    the job's env structs are distinct generated classes of the same shape)."""
+    entries = [env(name=key, value=value) for key, value in sorted(plain.items())]
+    entries += [
+        env(name=key, value_source=source(secret_key_ref=ref(secret=secret.secret_id, version="latest")))
+        for key, secret in sorted(secrets.items())
+    ]
+    return entries
+
+
+def _bucket_name(project: str, name: str, suffix: str) -> str:
+    """A globally unique bucket name (project ids are unique), at most 63 characters."""
+    return f"{project}-{name}"[: 62 - len(suffix)].rstrip("-") + f"-{suffix}"
 
 
 def _account_id(name: str, suffix: str) -> str:

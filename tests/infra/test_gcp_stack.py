@@ -26,10 +26,12 @@ REGION = "europe-west1"
 APIS = {
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
     "iam.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
     "sqladmin.googleapis.com",
+    "storage.googleapis.com",
 }
 SERVICE = "google_cloud_run_v2_service"
 JOB = "google_cloud_run_v2_job"
@@ -174,8 +176,14 @@ def test_cloud_run_runs_the_content_hash_tag_never_latest(gcp_dev: SynthesizedGc
 def test_image_is_built_by_cloud_build_from_service_when_its_hash_changes(gcp_dev: SynthesizedGcp) -> None:
     image = image_of(gcp_dev)
     build, props, argv = provisioned(gcp_dev, "gcloud builds submit")
-    assert props["triggers_replace"] == {"image": image}  # a new tag replaces it: a new build
-    assert f"--tag={image}" in argv
+    # A new tag (or a new build config) replaces it: a new build.
+    assert props["triggers_replace"]["image"] == image
+    assert set(props["triggers_replace"]) == {"image", "config"}
+    assert f"--substitutions=_IMAGE={image}" in argv
+    config = next(a for a in argv if a.startswith("--config="))
+    assert config.endswith("/cloudbuild.yaml") and config.startswith("--config=${path.module}/assets/")
+    bucket = ref(address_of(gcp_dev, "google_storage_bucket"), "name")
+    assert f"--gcs-source-staging-dir=gs://{bucket}/source" in argv
     assert {f"--project={PROJECT}", f"--region={REGION}", "--quiet"} <= set(argv)
     builder = ref(service_account(gcp_dev, "build"), "email")
     assert f"--service-account=projects/{PROJECT}/serviceAccounts/{builder}" in argv
@@ -308,8 +316,22 @@ def test_grants_are_additive_and_never_basic_roles(gcp_dev: SynthesizedGcp) -> N
     assert project_grants == {
         (member(gcp_dev, "run"), "roles/cloudsql.client"),
         (builder, "roles/logging.logWriter"),
-        (builder, "roles/storage.objectViewer"),  # the source gcloud uploads for the build
     }
+    # The uploaded source: readable by the builder on its own staging bucket only.
+    has(
+        gcp_dev,
+        "google_storage_bucket_iam_member",
+        {
+            "bucket": ref(address_of(gcp_dev, "google_storage_bucket"), "name"),
+            "role": "roles/storage.objectViewer",
+            "member": builder,
+        },
+    )
+    has(
+        gcp_dev,
+        "google_storage_bucket",
+        {"uniform_bucket_level_access": True, "public_access_prevention": "enforced"},
+    )
     has(
         gcp_dev,
         "google_artifact_registry_repository_iam_member",
@@ -578,7 +600,10 @@ def test_no_secret_value_in_the_json(
         outside_references = re.sub(r"\$\{[^}]*\}", "", synth.synth)
         # No URL with literal credentials, nothing that looks like a generated password.
         assert not re.search(r"://[^/\s\"@]*:[^/\s\"@]+@", outside_references)
-        tokens = re.findall(r"[A-Za-z0-9+/=]{16,}", outside_references)
+        # (asset paths carry cdktf's upper-case content hashes: not secrets)
+        outside_assets = re.sub(r"assets/[\w-]+/[0-9A-F]{32}/", "", outside_references)
+        outside_assets = re.sub(r'"config": "[0-9A-F]{32}"', "", outside_assets)
+        tokens = re.findall(r"[A-Za-z0-9+/=]{16,}", outside_assets)
         mixed = [t for t in tokens if all(re.search(c, t) for c in ("[a-z]", "[A-Z]", "[0-9]"))]
         assert mixed == []
 
@@ -628,7 +653,8 @@ def test_service_url_is_an_output(gcp_dev: SynthesizedGcp) -> None:
 def test_local_backend_by_default(gcp_dev: SynthesizedGcp, gcp_prod: SynthesizedGcp) -> None:
     for synth in (gcp_dev, gcp_prod):
         assert synth.json["terraform"]["backend"] == {
-            "local": {"path": f"terraform.{synth.spec.name}-gcp.tfstate"}
+            # at the project root, seen from cdktf.out/stacks/<stack>/
+            "local": {"path": f"../../../terraform.{synth.spec.name}-gcp.tfstate"}
         }
 
 
@@ -694,3 +720,14 @@ def test_database_options_reject_invalid_input() -> None:
     ):
         with pytest.raises(ValueError, match=re.escape(message)):
             CloudSqlOptions(**options)
+
+
+def test_destroy_and_housekeeping(gcp_dev: SynthesizedGcp) -> None:
+    # The migrations make the user own the tables: dropping it would fail, so it is abandoned.
+    has(gcp_dev, "google_sql_user", {"deletion_policy": "ABANDON"})
+    _, repository = gcp_dev.single("google_artifact_registry_repository")
+    policies = {p["id"]: p for p in repository["cleanup_policies"]}
+    assert policies["delete-old"]["action"] == "DELETE"
+    assert policies["delete-old"]["condition"] == {"tag_state": "ANY", "older_than": "2592000s"}
+    assert policies["keep-recent"]["most_recent_versions"] == {"keep_count": 10}
+    assert gcp_dev.json["terraform"]["required_version"] == ">= 1.11"  # write-only attributes
