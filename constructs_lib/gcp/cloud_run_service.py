@@ -397,18 +397,15 @@ class CloudRunService(Construct):
                             command=list(migrate_command),
                             env=self._job_env(plain_env),
                             volume_mounts=[
-                                run_job.CloudRunV2JobTemplateTemplateContainersVolumeMounts(
-                                    name="cloudsql", mount_path=CLOUDSQL_MOUNT
-                                )
+                                _cloudsql_mount(run_job.CloudRunV2JobTemplateTemplateContainersVolumeMounts)
                             ],
                         )
                     ],
                     volumes=[
-                        run_job.CloudRunV2JobTemplateTemplateVolumes(
-                            name="cloudsql",
-                            cloud_sql_instance=run_job.CloudRunV2JobTemplateTemplateVolumesCloudSqlInstance(
-                                instances=[connection_name]
-                            ),
+                        _cloudsql_volume(
+                            connection_name,
+                            volume=run_job.CloudRunV2JobTemplateTemplateVolumes,
+                            instance=run_job.CloudRunV2JobTemplateTemplateVolumesCloudSqlInstance,
                         )
                     ],
                 ),
@@ -473,19 +470,14 @@ class CloudRunService(Construct):
                             failure_threshold=3,
                             timeout_seconds=5,
                         ),
-                        volume_mounts=[
-                            run.CloudRunV2ServiceTemplateContainersVolumeMounts(
-                                name="cloudsql", mount_path=CLOUDSQL_MOUNT
-                            )
-                        ],
+                        volume_mounts=[_cloudsql_mount(run.CloudRunV2ServiceTemplateContainersVolumeMounts)],
                     )
                 ],
                 volumes=[
-                    run.CloudRunV2ServiceTemplateVolumes(
-                        name="cloudsql",
-                        cloud_sql_instance=run.CloudRunV2ServiceTemplateVolumesCloudSqlInstance(
-                            instances=[connection_name]
-                        ),
+                    _cloudsql_volume(
+                        connection_name,
+                        volume=run.CloudRunV2ServiceTemplateVolumes,
+                        instance=run.CloudRunV2ServiceTemplateVolumesCloudSqlInstance,
                     )
                 ],
             ),
@@ -576,6 +568,15 @@ def _env(
         for key, secret in sorted(secrets.items())
     ]
     return entries
+
+
+def _cloudsql_mount(mount: Any) -> Any:
+    return mount(name="cloudsql", mount_path=CLOUDSQL_MOUNT)
+
+
+def _cloudsql_volume(connection_name: str, *, volume: Any, instance: Any) -> Any:
+    """Cloud Run's built-in Cloud SQL connection: the instance's socket under /cloudsql."""
+    return volume(name="cloudsql", cloud_sql_instance=instance(instances=[connection_name]))
 
 
 def _bucket_name(project: str, name: str, suffix: str) -> str:

@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 
@@ -448,10 +449,7 @@ def test_cdk_asset_hash_depends_only_on_content(service_copy: Path, tmp_path: Pa
     is that equal content gives an equal asset and different content a different one.
     """
     import aws_cdk as cdk
-    from aws_cdk import aws_lambda
     from aws_cdk.assertions import Template
-
-    from constructs_lib.aws.bundling import lambda_code
 
     changed = tmp_path / "changed" / "service"
     shutil.copytree(service_copy, changed, copy_function=shutil.copyfile)
@@ -461,18 +459,7 @@ def test_cdk_asset_hash_depends_only_on_content(service_copy: Path, tmp_path: Pa
     stacks = {}
     for name, source_dir in (("Original", SERVICE_DIR), ("Copy", service_copy), ("Changed", changed)):
         stack = stacks[name] = cdk.Stack(app, name)
-        aws_lambda.Function(
-            stack,
-            "Function",
-            runtime=aws_lambda.Runtime.PYTHON_3_14,
-            architecture=aws_lambda.Architecture.ARM_64,
-            handler="lambda_handler.handler",
-            code=lambda_code(
-                source_dir=source_dir,
-                runtime=aws_lambda.Runtime.PYTHON_3_14,
-                architecture=aws_lambda.Architecture.ARM_64,
-            ),
-        )
+        _function(stack, source_dir)
     s3_keys = {}
     for name, stack in stacks.items():
         functions = Template.from_stack(stack).find_resources("AWS::Lambda::Function")
@@ -491,28 +478,31 @@ def test_cdk_asset_hash_depends_only_on_content(service_copy: Path, tmp_path: Pa
 def test_cdk_bundles_locally_through_jsii(tmp_path: Path) -> None:
     """CDK calls LocalPythonBundler.try_bundle across jsii and stages its output, no Docker."""
     import aws_cdk as cdk
-    from aws_cdk import aws_lambda
     from aws_cdk.assertions import Template
-
-    from constructs_lib.aws.bundling import lambda_code
 
     app = cdk.App(outdir=str(tmp_path / "cdk.out"))
     stack = cdk.Stack(app, "Bundled")
-    aws_lambda.Function(
-        stack,
-        "Function",
-        runtime=aws_lambda.Runtime.PYTHON_3_14,
-        architecture=aws_lambda.Architecture.ARM_64,
-        handler="lambda_handler.handler",
-        code=lambda_code(
-            source_dir=SERVICE_DIR,
-            runtime=aws_lambda.Runtime.PYTHON_3_14,
-            architecture=aws_lambda.Architecture.ARM_64,
-        ),
-    )
+    _function(stack, SERVICE_DIR)
     (function,) = Template.from_stack(stack).find_resources("AWS::Lambda::Function").values()
     asset_hash = function["Properties"]["Code"]["S3Key"].removesuffix(".zip")
     staged = tmp_path / "cdk.out" / f"asset.{asset_hash}"
     assert (staged / "lambda_handler.py").is_file()
     assert list((staged / "pydantic_core").glob("*.cpython-314-aarch64-linux-gnu.so"))
     assert not (staged / "requirements.txt").exists()
+
+
+def _function(stack: Any, source_dir: Path) -> None:
+    """A Python 3.14 arm64 function whose code is ``lambda_code(source_dir)``."""
+    from aws_cdk import aws_lambda
+
+    from constructs_lib.aws.bundling import lambda_code
+
+    runtime, architecture = aws_lambda.Runtime.PYTHON_3_14, aws_lambda.Architecture.ARM_64
+    aws_lambda.Function(
+        stack,
+        "Function",
+        runtime=runtime,
+        architecture=architecture,
+        handler="lambda_handler.handler",
+        code=lambda_code(source_dir=source_dir, runtime=runtime, architecture=architecture),
+    )
