@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: float = Field(5.0, gt=0)
     db_command_timeout_seconds: float = Field(15.0, gt=0)
     readiness_timeout_seconds: float = Field(2.0, gt=0)
+    # Ping each connection on checkout. Default: on Lambda only, where a connection may have
+    # died while the environment was frozen. Elsewhere it would cost a round trip per request;
+    # a dead connection is detected on use instead, and the pool then replaces all of them.
+    db_pool_pre_ping: bool | None = None
 
     redis_url: SecretStr | None = None
 

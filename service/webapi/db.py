@@ -38,7 +38,11 @@ def engine_options(settings: Settings) -> dict[str, Any]:
         "max_overflow": max_overflow,
         "pool_timeout": settings.db_pool_timeout_seconds,
         "pool_recycle": settings.db_pool_recycle_seconds,
-        "pool_pre_ping": True,
+        "pool_pre_ping": (
+            settings.db_pool_pre_ping
+            if settings.db_pool_pre_ping is not None
+            else settings.platform is Platform.LAMBDA
+        ),
         "connect_args": connect_args,
     }
 
@@ -47,11 +51,23 @@ def engine_options(settings: Settings) -> dict[str, Any]:
 class Database:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    # For requests that only read (GET, HEAD): no BEGIN/ROLLBACK round trips around
+    # statements that each read a consistent snapshot anyway. Defaults to ``sessionmaker``.
+    read_sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         engine = create_async_engine(settings.sqlalchemy_url(), **engine_options(settings))
-        return cls(engine=engine, sessionmaker=make_sessionmaker(engine))
+        return cls(
+            engine=engine,
+            sessionmaker=make_sessionmaker(engine),
+            read_sessionmaker=make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT")),
+        )
+
+    def sessions_for(self, method: str) -> async_sessionmaker[AsyncSession]:
+        if method in READ_ONLY_METHODS and self.read_sessionmaker is not None:
+            return self.read_sessionmaker
+        return self.sessionmaker
 
     async def ping(self, timeout_seconds: float) -> None:
         async with asyncio.timeout(timeout_seconds):
@@ -60,6 +76,9 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
 
 
 def make_sessionmaker(bind: Any) -> async_sessionmaker[AsyncSession]:

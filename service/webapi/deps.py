@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request, status
@@ -22,20 +23,22 @@ from webapi.services import users as users_service
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="api/v1/auth/token", auto_error=False)
 
 
-def get_app_settings(request: Request) -> Settings:
+# Dependencies are `async def` even when they do no I/O: FastAPI runs a plain `def`
+# dependency in the thread pool, a hop that costs more than the work here.
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.db
     return database
 
 
 async def get_session(
-    database: Annotated[Database, Depends(get_database)],
+    request: Request, database: Annotated[Database, Depends(get_database)]
 ) -> AsyncIterator[AsyncSession]:
-    async with database.sessionmaker() as session:
+    async with database.sessions_for(request.method)() as session:
         yield session
 
 
@@ -80,14 +83,17 @@ async def get_owned_item(item_id: uuid.UUID, session: SessionDep, user: CurrentU
 OwnedItem = Annotated[Item, Depends(get_owned_item)]
 
 
+@dataclass(frozen=True)
 class Pagination:
-    def __init__(
-        self,
-        page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number")] = 1,
-        per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE, description="Page size")] = 20,
-    ) -> None:
-        self.page = page
-        self.per_page = per_page
+    page: int
+    per_page: int
 
 
-PaginationDep = Annotated[Pagination, Depends()]
+async def get_pagination(
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number")] = 1,
+    per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE, description="Page size")] = 20,
+) -> Pagination:
+    return Pagination(page=page, per_page=per_page)
+
+
+PaginationDep = Annotated[Pagination, Depends(get_pagination)]

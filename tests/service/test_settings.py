@@ -138,5 +138,8 @@ def test_pool_is_one_connection_on_lambda_and_bounded_elsewhere() -> None:
     assert (on_lambda["pool_size"], on_lambda["max_overflow"], on_lambda["pool_pre_ping"]) == (1, 0, True)
     on_cloud_run = engine_options(settings(k_service="api", db_pool_size=16, db_max_overflow=4))
     assert (on_cloud_run["pool_size"], on_cloud_run["max_overflow"]) == (16, 4)
-    assert on_cloud_run["pool_timeout"] > 0 and on_cloud_run["pool_pre_ping"] is True
+    assert on_cloud_run["pool_timeout"] > 0
+    # A ping per checkout is a round trip per request: Lambda only, unless asked for.
+    assert on_cloud_run["pool_pre_ping"] is False
+    assert engine_options(settings(k_service="api", db_pool_pre_ping=True))["pool_pre_ping"] is True
     assert settings(k_service="api").platform is Platform.CLOUD_RUN
