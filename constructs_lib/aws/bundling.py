@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 # Part of every content hash: bump it when what this module puts into a bundle changes
 # (install flags, pruning, excludes semantics), so assets are rebuilt and redeployed.
-BUNDLER_VERSION = "1"
+BUNDLER_VERSION = "2"
 
 ARCHITECTURES = ("arm64", "x86_64")
 """Lambda's names for the CPU architectures (``aws_lambda.Architecture.name``)."""
@@ -290,6 +290,10 @@ def content_hash(
     field("python", target.python_version.encode())
     field("platform", target.uv_platform.encode())
     field("requirements", b"-" if requirements is None else b"+" + requirements.read_bytes())
+    # What this machine can do to the output is part of it: bytecode needs the target's
+    # interpreter, stripping needs an ELF strip tool.
+    field("bytecode", (target_interpreter(target.python_version) or "-").encode())
+    field("strip", (elf_strip_tool() or "-").encode())
     for rel in source_files(source_dir, exclude):
         field("file:" + rel.as_posix(), (source_dir / rel).read_bytes())
     return digest.hexdigest()
@@ -311,7 +315,12 @@ def build_bundle(
     ``python_version``, Linux ``architecture``, ``manylinux``: by default what Lambda's OS for
     that Python version supports), drops from them what never runs (console scripts, C headers,
     bytecode, test suites nothing imports), then copies the ``source_dir`` files not matched by
-    ``exclude``. No bytecode is compiled: the host interpreter is not the target's.
+    ``exclude``. Then, when this machine has the target's CPython (``python3.X`` on PATH, or
+    this interpreter), it precompiles bytecode (``unchecked-hash`` .pyc: valid whatever the
+    files' times, which a zip keeps only to 2 s), so a cold start does not compile every
+    module; and when it has an ELF strip tool, it strips debug info from the extension
+    modules (about 40% of the zipped size). Both change only how fast and how big, never
+    what runs, and both are part of :func:`content_hash`.
 
     Raises :class:`MissingWheelError` when a dependency has no wheel for the target and
     :class:`BundlingError` for any other failure.
@@ -338,6 +347,8 @@ def build_bundle(
         shutil.copyfile(source_dir / rel, destination)
         if os.stat(source_dir / rel).st_mode & stat.S_IXUSR:
             destination.chmod(0o755)
+    _strip_debug_info(output_dir)
+    _compile_bytecode(output_dir, target.python_version)
     _normalize_modes(output_dir)
     log.info(
         "bundled %s for %s/%s in %.1f s",
@@ -390,6 +401,63 @@ def _install_requirements(output_dir: Path, *, requirements: Path, target: Bundl
     raise BundlingError(
         f"installing {requirements} for {target.uv_platform} / {target.cpython_tag} failed "
         f"(exit {result.returncode}):\n$ {shlex.join(command)}\n{output}"
+    )
+
+
+def target_interpreter(python_version: str) -> str | None:
+    """A CPython of ``python_version`` on this machine, to compile the bundle's bytecode."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == python_version:
+        return sys.executable
+    return shutil.which(f"python{python_version}")
+
+
+@functools.cache
+def elf_strip_tool() -> str | None:
+    """llvm-strip, or a GNU strip that handles any 64-bit ELF (its generic targets)."""
+    llvm = shutil.which("llvm-strip")
+    if llvm:
+        return llvm
+    gnu = shutil.which("strip")
+    if gnu:
+        help_text = subprocess.run(  # noqa: S603 - a tool found on PATH, fixed arguments
+            [gnu, "--help"], capture_output=True, text=True, check=False
+        ).stdout
+        if "elf64-little" in help_text:
+            return gnu
+    return None
+
+
+def _strip_debug_info(target_dir: Path) -> None:
+    tool = elf_strip_tool()
+    if tool is None:
+        log.warning("no ELF strip tool (llvm-strip or GNU strip): extension modules keep their debug info")
+        return
+    libraries = sorted(str(p) for p in target_dir.rglob("*.so*") if p.is_file() and not p.is_symlink())
+    for start in range(0, len(libraries), 100):
+        subprocess.run(  # noqa: S603 - our own bundle's files
+            [tool, "--strip-debug", *libraries[start : start + 100]], check=True, capture_output=True
+        )
+
+
+def _compile_bytecode(target_dir: Path, python_version: str) -> None:
+    interpreter = target_interpreter(python_version)
+    if interpreter is None:
+        log.info("no python%s here: the bundle ships without precompiled bytecode", python_version)
+        return
+    subprocess.run(  # noqa: S603 - a CPython found on PATH, compiling our own bundle
+        [
+            interpreter,
+            "-m",
+            "compileall",
+            "-q",
+            "-j0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            str(target_dir),
+        ],
+        check=True,
+        capture_output=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
     )
 
 

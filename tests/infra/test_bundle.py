@@ -32,8 +32,10 @@ from constructs_lib.aws.bundling import (
     build_bundle,
     content_hash,
     docker_bundling_script,
+    elf_strip_tool,
     find_uv,
     source_files,
+    target_interpreter,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -196,10 +198,13 @@ def test_nothing_from_the_tooling_is_inside(bundle: Bundle) -> None:
     leftovers = [
         path.relative_to(bundle.path).as_posix()
         for path in bundle.path.rglob("*")
-        if path.name in ("__pycache__", "Dockerfile", ".dockerignore", "requirements.in", ".env", ".lock")
-        or path.suffix in (".pyc", ".pyo")
+        if path.name in ("Dockerfile", ".dockerignore", "requirements.in", ".env", ".lock")
     ]
     assert not leftovers, leftovers
+    # Bytecode only for the target's own interpreter, and only when this machine has it.
+    tag = f"cpython-{bundle.target.python_version.replace('.', '')}"
+    foreign = [p.name for p in bundle.path.rglob("*.pyc") if tag not in p.name]
+    assert not foreign, foreign[:5]
     assert not (bundle.path / "tests").exists()
     assert not list((bundle.path / "webapi").rglob("tests")), "the service's tests are not shipped"
     assert not (bundle.path / "bin").exists(), "console scripts are never run on Lambda"
@@ -506,3 +511,37 @@ def _function(stack: Any, source_dir: Path) -> None:
         handler="lambda_handler.handler",
         code=lambda_code(source_dir=source_dir, runtime=runtime, architecture=architecture),
     )
+
+
+@pytest.mark.slow
+def test_bytecode_when_the_target_interpreter_is_here(bundle: Bundle) -> None:
+    compiled = list(bundle.path.rglob("*.pyc"))
+    if target_interpreter(bundle.target.python_version) is None:
+        assert compiled == []  # e.g. Lambda's Python 3.14 on a 3.11 machine
+        return
+    assert (bundle.path / "webapi" / "__pycache__").is_dir()
+    # unchecked-hash: flags = 0b01 (hash-based, check_source off) in the .pyc header
+    flags = int.from_bytes(compiled[0].read_bytes()[4:8], "little")
+    assert flags == 0b01, flags
+
+
+@pytest.mark.slow
+def test_extension_modules_carry_no_debug_info(bundle: Bundle) -> None:
+    if elf_strip_tool() is None:
+        pytest.skip("no ELF strip tool on this machine: modules keep their debug info")
+    with_debug = [lib.name for lib in bundle.path.rglob("*.so") if ".debug_info" in _elf_section_names(lib)]
+    assert not with_debug, with_debug[:5]
+
+
+def _elf_section_names(path: Path) -> set[str]:
+    """Section names of a 64-bit little-endian ELF file, from its section header table."""
+    data = path.read_bytes()
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    (strtab_offset,) = struct.unpack_from("<Q", data, shoff + shstrndx * shentsize + 0x18)
+    names = set()
+    for index in range(shnum):
+        (name_offset,) = struct.unpack_from("<I", data, shoff + index * shentsize)
+        start = strtab_offset + name_offset
+        names.add(data[start : data.index(b"\0", start)].decode())
+    return names
