@@ -12,13 +12,14 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: help dev test lint format lock synth clean
+.PHONY: help dev test lint format lock synth bench clean
 
 help:
 	@echo "make dev     run the service on http://127.0.0.1:8080 (embedded PostgreSQL unless DATABASE_URL is set)"
 	@echo "make test    the whole test suite"
 	@echo "make lint    ruff + mypy"
 	@echo "make synth   CloudFormation into cdk.out/, Terraform JSON into cdktf.out/ (STAGE=prod for prod)"
+	@echo "make bench   performance figures vs baselines (BENCH_ARGS=--quick for a smoke run)"
 	@echo "make lock    re-resolve the lock files after editing a *.in file"
 
 $(STAMP): requirements-dev.txt service/requirements.txt
@@ -49,6 +50,10 @@ test: $(STAMP) $(CHECKOV_STAMP) node_modules/.installed
 synth: $(STAMP) node_modules/.installed
 	npx cdk synth --quiet $(if $(STAGE),-c stage=$(STAGE))
 	CHECKPOINT_DISABLE=1 STAGE=$(STAGE) npx cdktf synth
+
+# The performance figures beside their baselines: a table, and bench/results.json.
+bench: $(STAMP) node_modules/.installed
+	PYTHONPATH=service:. $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

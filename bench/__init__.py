@@ -1,0 +1,1 @@
+"""Benchmarks for `make bench`: each module measures one figure against its floor."""
