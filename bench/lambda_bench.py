@@ -151,6 +151,7 @@ def _make_read_only(root: Path) -> None:
     for path in sorted(root.rglob("*"), reverse=True):
         path.chmod(stat.S_IMODE(path.stat().st_mode) & 0o555)
     root.chmod(0o555)
+    _manifest_file(root).write_text(json.dumps(_manifest(root)))
 
 
 def _make_writable(root: Path) -> None:
@@ -198,10 +199,29 @@ def bundle(workdir: Path, spec: BundleSpec, target: BundleTarget) -> Path:
     return final
 
 
+def _manifest_file(root: Path) -> Path:
+    return root.parent / f"{root.name}.manifest.json"
+
+
+def _manifest(root: Path) -> dict[str, list[int]]:
+    """Every path of the bundle with its size and modification time."""
+    return {
+        path.relative_to(root).as_posix(): [path.stat().st_size, path.stat().st_mtime_ns]
+        for path in sorted(root.rglob("*"))
+    }
+
+
 def _assert_untouched(path: Path) -> None:
-    written = [p for p in path.rglob("*") if p.name == "__pycache__" or p.suffix == ".pyc"]
-    if written:
-        raise RuntimeError(f"the read-only bundle {path} was written to: {written[:5]}")
+    """The bundle is exactly as built: nothing written (no bytecode cached, no file changed)."""
+    recorded = _manifest_file(path)
+    if not recorded.exists():  # a bundle cached by an older run: record it now
+        recorded.write_text(json.dumps(_manifest(path)))
+        return
+    before, after = json.loads(recorded.read_text()), _manifest(path)
+    if before != after:
+        changed = sorted(set(before) ^ set(after))
+        changed += [name for name in before if name in after and before[name] != after[name]]
+        raise RuntimeError(f"the read-only bundle {path} was written to: {changed[:5]}")
 
 
 # --- events, the database, tokens --------------------------------------------------------------

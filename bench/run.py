@@ -137,35 +137,53 @@ def _run_row(figure: str, runs: Sequence[dict[str, float]]) -> Row:
 def _fmt(value: dict[str, Any] | None) -> str:
     if not value:
         return "-"
+    if "rps" in value:  # a throughput measurement
+        return (
+            f"{value['rps']['median']:.0f} req/s, p50 {value['p50_ms']['median']:.1f} ms, "
+            f"p99 {value['p99_ms']['median']:.1f} ms, {value['errors']} errors"
+        )
     unit = value["unit"]
     digits = 2 if unit in ("ms", "s") and value["median"] < 100 else 1
     return f"{value['median']:.{digits}f} {unit} [{value['min']:.{digits}f}..{value['max']:.{digits}f}]"
+
+
+def _cells(row: Row) -> tuple[str, str, str, str]:
+    """ours, baseline, ratio, met: the same columns for every kind of row."""
+    baseline = row.get("baseline") or row.get("floor")
+    if "ratio_rps" in row:
+        ratio = f"rps {row['ratio_rps']:.2f}x, p99 {row['ratio_p99']:.2f}x"
+    else:
+        ratio = "-" if row.get("ratio") is None else f"{row['ratio']:.2f}x"
+    ours = _fmt(row.get("ours"))
+    if row.get("peak_rss"):
+        ours += f", peak RSS {row['peak_rss']['median']:.0f} MiB"
+    return ours, _fmt(baseline), ratio, {True: "yes", False: "NO", None: "-"}[row.get("met")]
 
 
 def table(rows: Sequence[Row]) -> str:
     header = ("figure", "ours (median [min..max])", "baseline", "ratio", "target", "met")
     lines = [header]
     for row in rows:
-        ratio = row.get("ratio")
-        ours = _fmt(row.get("ours"))
-        if row.get("peak_rss"):
-            ours += f", peak {row['peak_rss']['median']:.0f} MiB"
-        lines.append(
-            (
-                row["figure"],
-                ours,
-                _fmt(row.get("baseline")),
-                "-" if ratio is None else f"{ratio:.2f}x",
-                row.get("target", ""),
-                {True: "yes", False: "NO", None: "-"}[row.get("met")],
-            )
-        )
+        ours, baseline, ratio, met = _cells(row)
+        lines.append((row["figure"], ours, baseline, ratio, row.get("target", ""), met))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     rendered = [
         " | ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in lines
     ]
     rendered.insert(1, "-+-".join("-" * width for width in widths))
     return "\n".join(rendered)
+
+
+def markdown(rows: Sequence[Row]) -> str:
+    """The table as Markdown, for the README's Performance section."""
+    lines = [
+        "| figure | ours: median [min..max] | baseline | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        ours, baseline, ratio, met = _cells(row)
+        lines.append(f"| {row['figure']} | {ours} | {baseline} | {ratio} | {row.get('target', '')} | {met} |")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -242,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     document = {"machine": machine(), "elapsed_s": round(time.perf_counter() - started, 1), "rows": rows}
     RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    RESULTS.with_suffix(".md").write_text(markdown(rows) + "\n")
     sys.stdout.write(table(rows) + "\n")
     sys.stdout.write(f"\nwritten to {RESULTS.relative_to(ROOT)} ({document['elapsed_s']} s)\n")
     missed = [row["figure"] for row in rows if row.get("met") is False]
