@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 import jwt
 
 from constructs_lib.aws.bundling import BundleTarget, build_bundle, content_hash
+from stacks.spec import LAMBDA_DROP_PACKAGES
 
 if TYPE_CHECKING:
     from devtools.localdb import LocalPostgres
@@ -98,9 +99,13 @@ class BundleSpec:
     source_dir: Path
     requirements: Path
     module: str
+    drop_packages: tuple[str, ...] = ()
 
 
-OURS = BundleSpec("service", SERVICE_DIR, SERVICE_DIR / "requirements.txt", "lambda_handler")
+# The bundle the AWS stack ships: the same drops as stacks/aws_stack.py.
+OURS = BundleSpec(
+    "service", SERVICE_DIR, SERVICE_DIR / "requirements.txt", "lambda_handler", LAMBDA_DROP_PACKAGES
+)
 MINIMAL_FASTAPI = BundleSpec(
     "minimal_fastapi",
     BASELINES / "minimal_fastapi",
@@ -168,6 +173,7 @@ def bundle(workdir: Path, spec: BundleSpec, target: BundleTarget) -> Path:
         python_version=target.python_version,
         architecture=target.architecture,
         manylinux=target.manylinux,
+        drop_packages=spec.drop_packages,
     )
     root = workdir / "bundles"
     prefix = f"{spec.name}-{target.cpython_tag}-{target.architecture}-"
@@ -190,6 +196,7 @@ def bundle(workdir: Path, spec: BundleSpec, target: BundleTarget) -> Path:
             python_version=target.python_version,
             architecture=target.architecture,
             manylinux=target.manylinux,
+            drop_packages=spec.drop_packages,
         )
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)

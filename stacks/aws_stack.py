@@ -10,7 +10,7 @@ from constructs import Construct
 from constructs_lib.aws.database import DatabaseOptions
 from constructs_lib.aws.fastapi_lambda_service import FastApiLambdaService
 from constructs_lib.aws.nag import skip_checkov
-from stacks.spec import Architecture, Spec, Stage
+from stacks.spec import LAMBDA_DROP_PACKAGES, Architecture, Spec, Stage
 
 ARCHITECTURES = {
     Architecture.ARM64: lambda_.Architecture.ARM_64,
@@ -47,6 +47,7 @@ class AwsServiceStack(Stack):
             "Service",
             code_path=spec.service_path,
             handler=spec.lambda_handler,
+            bundle_drop_packages=LAMBDA_DROP_PACKAGES,
             migrate_handler=spec.migrate_handler,
             architecture=ARCHITECTURES[spec.compute.architecture],
             memory_size=spec.compute.memory_mib,

@@ -20,6 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPEC_FILE = ROOT / "deploy.yaml"
 CONTEXT_PREFIX = "spec."
+# In service/requirements.txt for the container, never imported on Lambda: uvicorn runs the
+# container, h11 and click are its own dependencies (the service imports neither). The AWS
+# stack leaves them out of the Lambda bundle; bench/ measures that same bundle.
+LAMBDA_DROP_PACKAGES = ("uvicorn", "h11", "click")
 
 
 class SpecError(ValueError):

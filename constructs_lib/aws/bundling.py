@@ -271,6 +271,7 @@ def content_hash(
     architecture: str,
     manylinux: str | None = None,
     exclude: Sequence[str] = DEFAULT_EXCLUDES,
+    drop_packages: Sequence[str] = (),
 ) -> str:
     """SHA-256 of everything that decides the bundle's content, as hex.
 
@@ -290,6 +291,7 @@ def content_hash(
     field("python", target.python_version.encode())
     field("platform", target.uv_platform.encode())
     field("requirements", b"-" if requirements is None else b"+" + requirements.read_bytes())
+    field("drop", ",".join(sorted(drop_packages)).encode())
     # What this machine can do to the output is part of it: bytecode needs the target's
     # interpreter, stripping needs an ELF strip tool.
     field("bytecode", (target_interpreter(target.python_version) or "-").encode())
@@ -308,6 +310,7 @@ def build_bundle(
     architecture: str,
     manylinux: str | None = None,
     exclude: Sequence[str] = DEFAULT_EXCLUDES,
+    drop_packages: Sequence[str] = (),
 ) -> None:
     """Build the unzipped Lambda bundle in ``output_dir`` (missing or empty).
 
@@ -337,6 +340,7 @@ def build_bundle(
     if requirements is not None:
         _install_requirements(output_dir, requirements=requirements, target=target)
         _prune_dependencies(output_dir)
+        _drop_packages(output_dir, drop_packages)
     for rel in files:
         destination = output_dir / rel
         if destination.exists():
@@ -461,6 +465,25 @@ def _compile_bytecode(target_dir: Path, python_version: str) -> None:
     )
 
 
+def _drop_packages(target_dir: Path, names: Sequence[str]) -> None:
+    """Remove installed distributions the function never imports (e.g. the container's ASGI
+    server), with their metadata: their import package or module and ``<name>-*.dist-info``."""
+    for name in names:
+        normalized = re.sub(r"[-_.]+", "_", name).lower()
+        found = False
+        for entry in list(target_dir.iterdir()):
+            stem = (
+                entry.name.split("-")[0]
+                if entry.name.endswith(".dist-info")
+                else entry.name.removesuffix(".py")
+            )
+            if re.sub(r"[-_.]+", "_", stem).lower() == normalized:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+                found = True
+        if not found:
+            log.info("drop_packages: %s is not installed, nothing to drop", name)
+
+
 def _prune_dependencies(target_dir: Path) -> None:
     """Remove what an installed dependency set never needs on Lambda.
 
@@ -526,7 +549,9 @@ def _normalize_modes(root: Path) -> None:
             path.chmod(0o755 if path.stat().st_mode & stat.S_IXUSR else 0o644)
 
 
-def docker_bundling_script(*, requirements: str | None, exclude: Sequence[str] = DEFAULT_EXCLUDES) -> str:
+def docker_bundling_script(
+    *, requirements: str | None, exclude: Sequence[str] = DEFAULT_EXCLUDES, drop_packages: Sequence[str] = ()
+) -> str:
     """The Docker fallback as a bash script: run in the source directory with the output directory as $1.
 
     Inside the runtime's build image pip runs on the target interpreter, so markers and tags
@@ -550,6 +575,9 @@ def docker_bundling_script(*, requirements: str | None, exclude: Sequence[str] =
             "find \"$out\" -type f -name '*.py[co]' -delete",
             'find "$out" -depth -type d -name __pycache__ -exec rm -rf {} +',
         ]
+        for name in drop_packages:
+            quoted = shlex.quote(name)
+            lines.append(f'rm -rf "$out"/{quoted} "$out"/{quoted}.py "$out"/{quoted}-*.dist-info')
     lines += [
         f'tar -cf - {shlex.join(tar_excludes)} . | tar -C "$out" -xf - --no-same-owner',
         'chmod -R u+w,a+rX "$out"',
@@ -558,13 +586,13 @@ def docker_bundling_script(*, requirements: str | None, exclude: Sequence[str] =
 
 
 def docker_bundling_command(
-    *, requirements: str | None, exclude: Sequence[str] = DEFAULT_EXCLUDES
+    *, requirements: str | None, exclude: Sequence[str] = DEFAULT_EXCLUDES, drop_packages: Sequence[str] = ()
 ) -> list[str]:
     """The Docker bundling ``command`` (input in /asset-input, the working directory)."""
     return [
         "bash",
         "-c",
-        docker_bundling_script(requirements=requirements, exclude=exclude),
+        docker_bundling_script(requirements=requirements, exclude=exclude, drop_packages=drop_packages),
         "bundle",
         "/asset-output",
     ]
@@ -600,12 +628,14 @@ class LocalPythonBundler:
         architecture: str,
         manylinux: str | None = None,
         exclude: Sequence[str] = DEFAULT_EXCLUDES,
+        drop_packages: Sequence[str] = (),
     ) -> None:
         _declare_jsii_interface()
         self.source_dir = source_dir
         self.requirements = requirements
         self.target = BundleTarget.create(python_version, architecture, manylinux)
         self.exclude = tuple(exclude)
+        self.drop_packages = tuple(drop_packages)
 
     def try_bundle(self, output_dir: str, *_options: Any, **_kwargs: Any) -> bool:
         """Called by CDK (through jsii) with an empty ``output_dir`` and the BundlingOptions."""
@@ -619,6 +649,7 @@ class LocalPythonBundler:
                 architecture=self.target.architecture,
                 manylinux=self.target.manylinux,
                 exclude=self.exclude,
+                drop_packages=self.drop_packages,
             )
         except MissingWheelError as error:
             log.warning(
@@ -651,6 +682,7 @@ def lambda_code(
     architecture: aws_lambda.Architecture,
     requirements: Path | None = None,
     exclude: Sequence[str] = DEFAULT_EXCLUDES,
+    drop_packages: Sequence[str] = (),
 ) -> aws_lambda.Code:
     """The Lambda code asset for ``source_dir``, bundled locally with uv, in Docker as a fallback.
 
@@ -658,6 +690,8 @@ def lambda_code(
     hash-locked and lie inside ``source_dir``, where the Docker fallback can read it. The asset
     hash is :func:`content_hash` of the inputs, so it does not depend on when or where the
     bundle is built; with bundling skipped (``aws:cdk:bundling-stacks``) nothing is built.
+    ``drop_packages`` names installed distributions left out of the bundle (the function never
+    imports them: e.g. the ASGI server only a container runs).
     """
     import aws_cdk  # noqa: PLC0415 - the CDK-free core must not load aws-cdk-lib on import
     from aws_cdk import aws_lambda  # noqa: PLC0415
@@ -681,6 +715,7 @@ def lambda_code(
         python_version=python_version,
         architecture=arch,
         exclude=exclude,
+        drop_packages=drop_packages,
     )
     requirements_in_container = (
         None if requirements is None else requirements.relative_to(source_dir).as_posix()
@@ -692,13 +727,16 @@ def lambda_code(
         bundling=aws_cdk.BundlingOptions(
             image=runtime.bundling_image,
             platform=architecture.docker_platform,
-            command=docker_bundling_command(requirements=requirements_in_container, exclude=exclude),
+            command=docker_bundling_command(
+                requirements=requirements_in_container, exclude=exclude, drop_packages=drop_packages
+            ),
             local=LocalPythonBundler(
                 source_dir=source_dir,
                 requirements=requirements,
                 python_version=python_version,
                 architecture=arch,
                 exclude=exclude,
+                drop_packages=drop_packages,
             ),
         ),
     )

@@ -51,6 +51,7 @@ class FastApiLambdaService(Construct):
         handler: str = "lambda_handler:handler",
         migrate_handler: str | None = "webapi.migrate:handler",
         requirements: Path | None = None,
+        bundle_drop_packages: Sequence[str] = ("uvicorn",),
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
         architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
@@ -134,8 +135,14 @@ class FastApiLambdaService(Construct):
         if self.database.proxy is not None:
             env["DATABASE_HOST"] = self.database.proxy.endpoint
 
+        # Mangum serves the app on Lambda: an ASGI server in the requirements (for a container)
+        # would only add to the zip and the cold start.
         code = lambda_code(
-            source_dir=code_path, runtime=runtime, architecture=architecture, requirements=requirements
+            source_dir=code_path,
+            runtime=runtime,
+            architecture=architecture,
+            requirements=requirements,
+            drop_packages=bundle_drop_packages,
         )
         self.api = HttpApiFunction(
             self,

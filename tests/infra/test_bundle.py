@@ -37,6 +37,7 @@ from constructs_lib.aws.bundling import (
     source_files,
     target_interpreter,
 )
+from stacks.spec import LAMBDA_DROP_PACKAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_DIR = ROOT / "service"
@@ -103,6 +104,7 @@ def _build(tmp_path_factory: pytest.TempPathFactory, target: BundleTarget) -> Bu
         python_version=target.python_version,
         architecture=target.architecture,
         manylinux=target.manylinux,
+        drop_packages=LAMBDA_DROP_PACKAGES,
     )
     return Bundle(target, output, time.perf_counter() - started)
 
@@ -173,7 +175,14 @@ def _wheel_tag_fits(tag: str, target: BundleTarget) -> bool:
 @pytest.mark.slow
 def test_installed_wheels_are_tagged_for_the_target(bundle: Bundle) -> None:
     wheel_files = sorted(bundle.path.glob("*.dist-info/WHEEL"))
-    assert len(wheel_files) >= 30, [path.parent.name for path in wheel_files]
+
+    # Exactly the locked distributions (all apply to CPython on Linux), less the dropped ones.
+    def normal(name: str) -> str:
+        return re.sub(r"[-_.]+", "_", name).lower()
+
+    locked = {normal(m) for m in re.findall(r"^([A-Za-z0-9_.-]+)==", REQUIREMENTS.read_text(), re.M)}
+    installed = {normal(path.parent.name.split("-")[0]) for path in wheel_files}
+    assert installed == locked - {normal(n) for n in LAMBDA_DROP_PACKAGES}
     misfits = {}
     for wheel in wheel_files:
         tags = []
@@ -545,3 +554,9 @@ def _elf_section_names(path: Path) -> set[str]:
         start = strtab_offset + name_offset
         names.add(data[start : data.index(b"\0", start)].decode())
     return names
+
+
+@pytest.mark.slow
+def test_the_container_server_is_left_out(bundle: Bundle) -> None:
+    names = {entry.name.split("-")[0].removesuffix(".py").lower() for entry in bundle.path.iterdir()}
+    assert not names & set(LAMBDA_DROP_PACKAGES), sorted(names & set(LAMBDA_DROP_PACKAGES))
