@@ -10,9 +10,11 @@ request.
 from __future__ import annotations
 
 import asyncio
+from functools import cached_property
 from typing import Any
 
 from mangum import Mangum
+from mangum.handlers import HTTPGateway
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webapi.main import create_app, startup
@@ -58,8 +60,17 @@ class StagePrefix:
         await self.app(scope, receive, send)
 
 
+class HttpApiEvents(HTTPGateway):
+    """Mangum's HTTP API (and payload 1.0 via HTTP API) handler, building the ASGI scope
+    once per event: Mangum's ``scope`` is a property it reads twice per invocation."""
+
+    @cached_property
+    def scope(self) -> Scope:
+        return HTTPGateway.scope.fget(self)  # type: ignore[attr-defined,no-any-return]
+
+
 app = create_app()
-asgi_handler = Mangum(StagePrefix(app), lifespan="off")
+asgi_handler = Mangum(StagePrefix(app), lifespan="off", custom_handlers=[HttpApiEvents])
 # Mangum set the event loop it will use for every invocation; start up in it, once.
 asyncio.get_event_loop().run_until_complete(startup(app))
 
