@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 # Part of every content hash: bump it when what this module puts into a bundle changes
 # (install flags, pruning, excludes semantics), so assets are rebuilt and redeployed.
-BUNDLER_VERSION = "2"
+BUNDLER_VERSION = "3"
 
 ARCHITECTURES = ("arm64", "x86_64")
 """Lambda's names for the CPU architectures (``aws_lambda.Architecture.name``)."""
@@ -511,25 +511,40 @@ def _prune_dependencies(target_dir: Path) -> None:
 
 
 def _unreferenced_test_dirs(target_dir: Path) -> list[Path]:
+    """A package's test suite (``tests``/``test`` with ``test_*.py``) or test helpers
+    (``testing``), when no file outside such directories imports it (to a fixed point: a
+    suite that is kept keeps what it imports)."""
     candidates: dict[Path, re.Pattern[str]] = {}
     for package in sorted(target_dir.iterdir()):
         if not (package / "__init__.py").is_file():
             continue
-        for name in ("tests", "test"):
+        for name in ("tests", "test", "testing"):
             tests_dir = package / name
-            if tests_dir.is_dir() and any(path.name.startswith("test_") for path in tests_dir.rglob("*.py")):
+            if not tests_dir.is_dir():
+                continue
+            if name == "testing":
+                is_test_code = (tests_dir / "__init__.py").is_file()
+            else:
+                is_test_code = any(path.name.startswith("test_") for path in tests_dir.rglob("*.py"))
+            if is_test_code:
                 module = re.escape(f"{package.name}.{name}")
                 relative = rf"from\s+\.\s*(?:{name}\b|import\b[^\n]*\b{name}\b)"
                 candidates[tests_dir] = re.compile(rf"\b{module}\b|{relative}")
-    if not candidates:
-        return []
-    referenced: set[Path] = set()
-    for path in _text_files(target_dir):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        for tests_dir, pattern in candidates.items():
-            if tests_dir not in referenced and not path.is_relative_to(tests_dir) and pattern.search(text):
-                referenced.add(tests_dir)
-    return [tests_dir for tests_dir in candidates if tests_dir not in referenced]
+    removable = set(candidates)
+    texts = [(path, path.read_text(encoding="utf-8", errors="replace")) for path in _text_files(target_dir)]
+    while removable:
+        kept = {
+            tests_dir
+            for tests_dir in removable
+            for path, text in texts
+            if not any(path.is_relative_to(other) for other in removable)
+            and candidates[tests_dir].search(text)
+            and not path.is_relative_to(tests_dir)
+        }
+        if not kept:
+            break
+        removable -= kept
+    return sorted(removable)
 
 
 def _text_files(target_dir: Path) -> Iterator[Path]:
