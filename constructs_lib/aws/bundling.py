@@ -294,8 +294,9 @@ def content_hash(
     field("drop", ",".join(sorted(drop_packages)).encode())
     # What this machine can do to the output is part of it: bytecode needs the target's
     # interpreter, stripping needs an ELF strip tool.
-    field("bytecode", (target_interpreter(target.python_version) or "-").encode())
-    field("strip", (elf_strip_tool() or "-").encode())
+    # (whether, not where: the hash must not depend on paths)
+    field("bytecode", b"1" if target_interpreter(target.python_version) else b"0")
+    field("strip", b"1" if elf_strip_tool() else b"0")
     for rel in source_files(source_dir, exclude):
         field("file:" + rel.as_posix(), (source_dir / rel).read_bytes())
     return digest.hexdigest()
