@@ -8,6 +8,8 @@ serves the API with auto-reload. With DATABASE_URL set, uses that database.
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,13 +21,22 @@ SERVICE_DIR = ROOT / "service"
 LOCALDB_DIR = ROOT / ".localdb"
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)  # so that the embedded PostgreSQL is stopped below, as with Ctrl-C
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     env = dict(os.environ)
     env.setdefault("ENVIRONMENT", "local")
     env.setdefault("PYTHONPATH", str(SERVICE_DIR))
     database: LocalPostgres | None = None
     if not env.get("DATABASE_URL"):
-        database = LocalPostgres(LOCALDB_DIR, port=int(env.get("LOCALDB_PORT", "54329")))
+        db_port = int(env.get("LOCALDB_PORT", "54329"))
+        database = LocalPostgres(LOCALDB_DIR, port=db_port)
+        if not database.is_running() and not _port_free(db_port):
+            sys.stderr.write(f"port {db_port} is taken by another program: set LOCALDB_PORT to a free port\n")
+            return 1
         database.start()
         env["DATABASE_URL"] = database.create_database("app")
         print(f"embedded PostgreSQL on 127.0.0.1:{database.port}, data in {LOCALDB_DIR}", flush=True)
@@ -58,6 +69,11 @@ def main() -> int:
     finally:
         if database is not None:
             database.stop()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 if __name__ == "__main__":
