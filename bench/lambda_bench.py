@@ -323,6 +323,22 @@ def _lambda_env(database_url: str, secret_key: str) -> dict[str, str]:
     }
 
 
+# --- the children's Lambda context -------------------------------------------------------------
+
+# What Lambda passes as ``context``, for both children below (cold and warm).
+LAMBDA_CONTEXT = """\
+class Context:
+    aws_request_id = "00000000-0000-4000-8000-000000000000"
+    function_name = "bench"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+    log_group_name = "/aws/lambda/bench"
+    log_stream_name = "bench"
+    def get_remaining_time_in_millis(self):
+        return 30000"""
+
+
 # --- cold starts -------------------------------------------------------------------------------
 
 # The child of a cold start. time.time() marks let the parent split the wall time into
@@ -335,16 +351,7 @@ bundle, module, event_path = sys.argv[1], sys.argv[2], sys.argv[3]
 sys.path.insert(0, bundle)
 import importlib, json
 
-class Context:
-    aws_request_id = "00000000-0000-4000-8000-000000000000"
-    function_name = "bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    log_group_name = "/aws/lambda/bench"
-    log_stream_name = "bench"
-    def get_remaining_time_in_millis(self):
-        return 30000
+@@CONTEXT@@
 
 with open(event_path) as f:
     event = json.load(f)
@@ -356,7 +363,7 @@ marks = {"started": started, "imported": imported, "answered": answered}
 sys.stdout.flush()
 os.write(1, ("\\nRESULT " + json.dumps({"response": response, "marks": marks}) + "\\n").encode())
 os._exit(0)
-"""
+""".replace("@@CONTEXT@@", LAMBDA_CONTEXT)
 
 
 @dataclass(frozen=True)
@@ -529,16 +536,7 @@ with open(config_path) as f:
 import lambda_handler
 from mangum.handlers import HTTPGateway
 
-class Context:
-    aws_request_id = "00000000-0000-4000-8000-000000000000"
-    function_name = "bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    log_group_name = "/aws/lambda/bench"
-    log_stream_name = "bench"
-    def get_remaining_time_in_millis(self):
-        return 30000
+@@CONTEXT@@
 
 handler = lambda_handler.handler
 app = lambda_handler.app
@@ -610,7 +608,7 @@ if config.get("profile"):
             profiler.dump_stats(f"{out_path}.{case['name']}.{mode}.prof")
 with open(out_path, "w") as f:
     json.dump(results, f)
-"""
+""".replace("@@CONTEXT@@", LAMBDA_CONTEXT)
 
 WARM_BLOCK = 100
 

@@ -28,7 +28,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ import asyncpg
 import httpx
 
 from bench.loadgen import LoadSpec, run_in_subprocess
+from devtools.localdb import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICE_DIR = REPO_ROOT / "service"
@@ -101,16 +101,10 @@ class Server:
             return self.process.wait()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def _serve(name: str, module: str, cwd: Path, env: dict[str, str], log_path: Path) -> Iterator[Server]:
     """``python -m module`` on a free loopback port, until /health answers 200."""
-    port = _free_port()
+    port = free_port()
     full_env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1"}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
