@@ -98,6 +98,40 @@ class Database(Model):
         return self
 
 
+class Cache(Model):
+    """A Redis-compatible cache: login throttling shared by every instance, and a read-through
+    cache of the user looked up on each authenticated request. Off by default (it costs money
+    while idle; README, "Costs")."""
+
+    enabled: bool = False
+    # AWS: ElastiCache Serverless, billed by stored data (100 MB minimum for Valkey) and ECPUs.
+    aws_engine: Literal["valkey", "redis"] = Field(
+        "valkey", description="ElastiCache Serverless engine; Valkey is the cheaper one"
+    )
+    aws_max_data_gb: int = Field(1, ge=1, le=5000, description="ElastiCache Serverless data-storage cap")
+    aws_max_ecpu_per_second: int = Field(
+        5000, ge=1000, le=15_000_000, description="ElastiCache Serverless ECPU cap"
+    )
+    # Google Cloud: Memorystore for Redis (no serverless tier): one instance of this size.
+    gcp_tier: Literal["BASIC", "STANDARD_HA"] = Field("BASIC", description="Memorystore tier")
+    gcp_memory_gb: int = Field(1, ge=1, le=300, description="Memorystore capacity")
+    gcp_redis_version: Literal["REDIS_7_2", "REDIS_7_0", "REDIS_6_X"] = "REDIS_7_2"
+
+
+class Storage(Model):
+    """A bucket for item attachments, uploaded and downloaded by the client through short-lived
+    presigned URLs (the bytes never pass through the function). Off by default."""
+
+    enabled: bool = False
+    prefix: str = Field(
+        "uploads/", pattern=r"^[a-z0-9][a-z0-9_\-/]{0,62}/$", description="Key prefix the service may use"
+    )
+    max_upload_mib: int = Field(10, ge=1, le=5120, description="Largest attachment accepted")
+    url_expiry_seconds: int = Field(900, ge=60, le=3600, description="Lifetime of presigned URLs")
+    versioned: bool = Field(False, description="Keep overwritten/deleted objects (prod default: on)")
+    noncurrent_days: int = Field(30, ge=1, le=3650, description="Days old versions are kept")
+
+
 class Gcp(Model):
     project: str = Field(
         "my-gcp-project", pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", description="Google Cloud project id"
@@ -106,6 +140,26 @@ class Gcp(Model):
     state_bucket: str | None = Field(
         None, pattern=r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$", description="GCS bucket for Terraform state"
     )
+    # How Cloud Run reaches private addresses (Memorystore has nothing else): "direct" is
+    # Direct VPC egress (no connector to pay for); "none" sends nothing through a VPC.
+    vpc_egress: Literal["direct", "none"] = "direct"
+    network: str | None = Field(
+        None, pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", description="Existing VPC network (default: a new one)"
+    )
+    subnetwork: str | None = Field(
+        None, pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", description="Subnet of `network` in `region`"
+    )
+    subnet_cidr: str = Field(
+        "10.8.0.0/26",
+        pattern=r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}/(1[6-9]|2[0-6])$",
+        description="Range of the subnet created for Direct VPC egress (/26 or larger)",
+    )
+
+    @model_validator(mode="after")
+    def _network_and_subnet(self) -> Gcp:
+        if (self.network is None) != (self.subnetwork is None):
+            raise ValueError("network and subnetwork go together: give both (an existing VPC) or neither")
+        return self
 
 
 class Spec(Model):
@@ -125,6 +179,8 @@ class Spec(Model):
     cors_origins: tuple[str, ...] = ()
     log_retention_days: int = Field(7, ge=1, le=3653)
     public: bool = Field(True, description="Cloud Run: allow unauthenticated invocation")
+    cache: Cache = Cache()
+    storage: Storage = Storage()
     gcp: Gcp = Gcp()
 
     @model_validator(mode="after")
@@ -135,6 +191,11 @@ class Spec(Model):
         clash = set(self.environment) & set(self.secrets)
         if clash:
             raise ValueError(f"environment and secrets both define {sorted(clash)}")
+        if self.cache.enabled and self.gcp.vpc_egress == "none":
+            raise ValueError(
+                "cache.enabled needs a VPC path on Google Cloud (Memorystore has only a private "
+                "address): set gcp.vpc_egress to direct, or leave the cache off"
+            )
         return self
 
     @property
@@ -160,6 +221,7 @@ STAGE_DEFAULTS: dict[Stage, dict[str, Any]] = {
             "max_capacity_acu": 8,
         },
         "log_retention_days": 90,
+        "storage": {"versioned": True, "noncurrent_days": 90},
     },
 }
 
@@ -195,7 +257,10 @@ def _describe(error: ValidationError) -> str:
     for problem in error.errors():
         field = ".".join(str(part) for part in problem["loc"] if part != "[key]") or "spec"
         message = problem["msg"].removeprefix("Value error, ")
-        lines.append(f"  {field}: {message} (got {problem.get('input')!r})")
+        given = problem.get("input")
+        # A whole section (a cross-field check) is not worth echoing back.
+        suffix = "" if isinstance(given, Mapping) else f" (got {given!r})"
+        lines.append(f"  {field}: {message}{suffix}")
     return "invalid deployment spec:\n" + "\n".join(lines)
 
 

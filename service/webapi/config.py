@@ -75,7 +75,20 @@ class Settings(BaseSettings):
     # a dead connection is detected on use instead, and the pool then replaces all of them.
     db_pool_pre_ping: bool | None = None
 
+    # Cache (Redis protocol; optional: without it the service keeps per-instance fallbacks).
+    # A URL (Cloud Run: from Secret Manager), or (Lambda) REDIS_HOST + REDIS_PORT + the ARN
+    # of a JSON secret {"username", "password"} for an ElastiCache user, always over TLS.
     redis_url: SecretStr | None = None
+    redis_secret_arn: str | None = None
+    redis_host: str | None = None
+    redis_port: int = Field(6379, ge=1, le=65535)
+    redis_ca_cert: str | None = None  # PEM of the CA the server's certificate chains to (Memorystore)
+    redis_timeout_seconds: float = Field(0.5, gt=0, le=10)
+    user_cache_ttl_seconds: int = Field(60, ge=0, le=86400)  # 0: no user cache
+    # Login throttling: failed attempts per account / per client address within the window.
+    login_max_failures: int = Field(5, ge=1, le=1000)
+    login_max_failures_per_client: int = Field(20, ge=1, le=100000)
+    login_failure_window_seconds: int = Field(900, ge=1, le=86400)
 
     # Tokens: a value, or (on Lambda) the ARN of a secret holding it.
     secret_key: SecretStr | None = None
@@ -87,7 +100,16 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_request_body_bytes: int = Field(1_048_576, ge=1024)
 
+    # Attachments (optional). STORAGE_BACKEND: s3 (Lambda), gcs (Cloud Run), local (development,
+    # files under LOCAL_STORAGE_DIR, URLs served by the app itself); unset: no attachments.
+    storage_backend: Literal["s3", "gcs", "local"] | None = None
     uploads_bucket: str | None = None
+    uploads_prefix: str = Field("uploads/", pattern=r"^[a-z0-9][a-z0-9_\-/]{0,62}/$")
+    upload_max_bytes: int = Field(10 * 1024 * 1024, ge=1, le=5 * 1024**3)
+    upload_url_expiry_seconds: int = Field(900, ge=60, le=3600)
+    local_storage_dir: str = ".localstorage"
+    signing_service_account: str | None = None  # gcs: the account that signs URLs (Cloud Run's own)
+    aws_region: str | None = None  # s3: set by Lambda
 
     # Read from the platform's own variables.
     aws_lambda_function_name: str | None = None
