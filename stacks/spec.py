@@ -144,7 +144,9 @@ class Gcp(Model):
     # Direct VPC egress (no connector to pay for); "none" sends nothing through a VPC.
     vpc_egress: Literal["direct", "none"] = "direct"
     network: str | None = Field(
-        None, pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", description="Existing VPC network (default: a new one)"
+        None,
+        pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="Existing VPC network (default: a new one)",
     )
     subnetwork: str | None = Field(
         None, pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", description="Subnet of `network` in `region`"

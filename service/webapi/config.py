@@ -17,6 +17,7 @@ import secrets
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Literal
+from urllib.parse import quote
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -83,6 +84,7 @@ class Settings(BaseSettings):
     redis_host: str | None = None
     redis_port: int = Field(6379, ge=1, le=65535)
     redis_ca_cert: str | None = None  # PEM of the CA the server's certificate chains to (Memorystore)
+    redis_cluster: bool | None = None  # cluster-mode client; default: on for the REDIS_SECRET_ARN form
     redis_timeout_seconds: float = Field(0.5, gt=0, le=10)
     user_cache_ttl_seconds: int = Field(60, ge=0, le=86400)  # 0: no user cache
     # Login throttling: failed attempts per account / per client address within the window.
@@ -159,6 +161,11 @@ class Settings(BaseSettings):
             raise SettingsError("SECRET_KEY is not set")
         return self.secret_key.get_secret_value()
 
+    @property
+    def redis_cluster_mode(self) -> bool:
+        """ElastiCache Serverless (the Lambda form) is cluster-mode; Memorystore is not."""
+        return self.redis_cluster if self.redis_cluster is not None else bool(self.redis_secret_arn)
+
     def sqlalchemy_url(self) -> str:
         if self.database_url is None:
             raise SettingsError(
@@ -191,6 +198,8 @@ def resolve_settings(settings: Settings) -> Settings:
         if settings.database_host:
             db_secret = dataclasses.replace(db_secret, host=settings.database_host)
         updates["database_url"] = SecretStr(db_secret.sqlalchemy_url())
+    if settings.redis_url is None and settings.redis_secret_arn:
+        updates["redis_url"] = SecretStr(_redis_url_from_secret(settings))
     if settings.secret_key is None and settings.secret_key_secret_arn:
         updates["secret_key"] = SecretStr(read_secret_string(settings.secret_key_secret_arn))
     if updates:
@@ -201,6 +210,24 @@ def resolve_settings(settings: Settings) -> Settings:
         # Local development only: an ephemeral key, so tokens last until a restart.
         settings = settings.model_copy(update={"secret_key": SecretStr(secrets.token_urlsafe(48))})
     return settings
+
+
+def _redis_url_from_secret(settings: Settings) -> str:
+    """``rediss://user:password@REDIS_HOST:REDIS_PORT/0`` from an ElastiCache user's JSON secret."""
+    if not settings.redis_host:
+        raise SettingsError("REDIS_HOST is required with REDIS_SECRET_ARN (the cache endpoint)")
+    assert settings.redis_secret_arn is not None
+    try:
+        data = json.loads(read_secret_string(settings.redis_secret_arn))
+        username, password = str(data["username"]), str(data["password"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SettingsError(
+            f"REDIS_SECRET_ARN must name a JSON secret with username and password: {type(exc).__name__}"
+        ) from None
+    return (
+        f"rediss://{quote(username, safe='')}:{quote(password, safe='')}"
+        f"@{settings.redis_host}:{settings.redis_port}/0"
+    )
 
 
 @lru_cache(maxsize=1)

@@ -11,6 +11,8 @@ from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from webapi import user_cache
+from webapi.cache import Cache
 from webapi.config import Settings
 from webapi.db import Database
 from webapi.models import Item, User
@@ -53,9 +55,18 @@ def unauthorized(detail: str = "Not authenticated") -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers=_UNAUTHORIZED_HEADERS)
 
 
+async def get_cache(request: Request) -> Cache | None:
+    cache: Cache | None = getattr(request.app.state, "cache", None)
+    return cache
+
+
+CacheDep = Annotated[Cache | None, Depends(get_cache)]
+
+
 async def get_current_user(
     session: SessionDep,
     settings: SettingsDep,
+    cache: CacheDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> User:
     if not token:
@@ -64,7 +75,12 @@ async def get_current_user(
         user_id = decode_access_token(token, settings)
     except InvalidTokenError:
         raise unauthorized("Invalid or expired token") from None
-    user = await users_service.get_user(session=session, user_id=user_id)
+    use_cache = cache is not None and settings.user_cache_ttl_seconds > 0
+    user = await user_cache.load(cache, user_id) if use_cache and cache else None
+    if user is None:
+        user = await users_service.get_user(session=session, user_id=user_id)
+        if use_cache and cache and user is not None and user.is_active:
+            await user_cache.store(cache, user, settings.user_cache_ttl_seconds)
     if user is None or not user.is_active:
         raise unauthorized("Invalid or expired token")
     return user

@@ -10,12 +10,14 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.middleware.cors import CORSMiddleware
 
 from webapi.api import auth, health, items, users
+from webapi.cache import Cache
 from webapi.config import Settings, get_settings
 from webapi.db import Database
 from webapi.errors import install_exception_handlers
 from webapi.logs import configure_logging
 from webapi.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, UnhandledErrorMiddleware
 from webapi.schemas import Welcome
+from webapi.throttle import LoginThrottle
 
 log = logging.getLogger("webapi")
 API_PREFIX = "/api/v1"
@@ -29,6 +31,7 @@ async def startup(app: FastAPI) -> None:
         return
     settings: Settings = app.state.settings
     app.state.db = Database.from_settings(settings)
+    app.state.cache = Cache.from_settings(settings)
     app.state.startup_count = getattr(app.state, "startup_count", 0) + 1
     log.info(
         "application startup",
@@ -41,6 +44,10 @@ async def shutdown(app: FastAPI) -> None:
     if database is not None:
         await database.dispose()
         app.state.db = None
+    cache: Cache | None = getattr(app.state, "cache", None)
+    if cache is not None:
+        await cache.close()
+        app.state.cache = None
 
 
 @asynccontextmanager
@@ -66,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = None
+    app.state.cache = None
+    app.state.login_throttle = LoginThrottle(settings)
 
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(users.router)

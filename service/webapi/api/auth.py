@@ -2,14 +2,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from webapi.api.responses import errors
-from webapi.deps import SessionDep, SettingsDep, unauthorized
+from webapi.deps import CacheDep, SessionDep, SettingsDep, unauthorized
 from webapi.schemas import Token
 from webapi.security import create_access_token
 from webapi.services import users as users_service
+from webapi.throttle import LoginThrottle, Throttled
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -18,16 +19,29 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     "/token",
     response_model=Token,
     summary="OAuth2 password flow: email as username, returns a bearer JWT",
-    responses=errors(400, 401, 413, 503),
+    responses=errors(400, 401, 413, 429, 503),
 )
 async def login(
+    request: Request,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
     settings: SettingsDep,
+    cache: CacheDep,
 ) -> Token:
     if "\x00" in form.username:
         # No email holds a NUL (PostgreSQL text cannot), nor can a query parameter carry one.
         raise unauthorized("Incorrect email or password")
+    throttle: LoginThrottle = request.app.state.login_throttle
+    client = request.client.host if request.client else None
+    try:
+        # Before the password is checked: a locked account stays locked for the right one too.
+        await throttle.check(cache, email=form.username, client=client)
+    except Throttled as exc:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "Too many failed logins; try again later",
+            headers={"Retry-After": str(exc.retry_after_seconds)},
+        ) from None
     user = await users_service.authenticate(
         session=session,
         email=form.username,
@@ -35,6 +49,8 @@ async def login(
         hash_concurrency=settings.password_hash_concurrency,
     )
     if user is None:
+        await throttle.failed(cache, email=form.username, client=client)
         raise unauthorized("Incorrect email or password")
+    await throttle.succeeded(cache, email=form.username)
     token, expires_in = create_access_token(user.id, settings)
     return Token(access_token=token, expires_in=expires_in)

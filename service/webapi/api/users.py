@@ -5,8 +5,9 @@ import uuid
 from fastapi import APIRouter, HTTPException, Response, status
 from starlette.convertors import StringConvertor, register_url_convertor
 
+from webapi import user_cache
 from webapi.api.responses import errors
-from webapi.deps import CurrentUser, PaginationDep, SessionDep, SettingsDep
+from webapi.deps import CacheDep, CurrentUser, PaginationDep, SessionDep, SettingsDep
 from webapi.schemas import Page, UserCreate, UserPublic
 from webapi.services import users as users_service
 
@@ -72,8 +73,11 @@ async def read_user(user_id: uuid.UUID, session: SessionDep, _user: CurrentUser)
     summary="Delete your own account (and its items)",
     responses=errors(401, 403, 503),
 )
-async def delete_user(user_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Response:
+async def delete_user(
+    user_id: uuid.UUID, session: SessionDep, user: CurrentUser, cache: CacheDep
+) -> Response:
     if user_id != user.id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "You can only delete your own account")
     await users_service.delete_user(session=session, user=user)
+    await user_cache.forget(cache, user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

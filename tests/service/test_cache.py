@@ -1,0 +1,374 @@
+"""The cache against a real redis-server: login throttling shared by instances, the
+read-through user cache, and what happens when the cache goes away and comes back."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import boto3
+import httpx
+import pytest
+from botocore.stub import Stubber
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
+
+from devtools.localredis import LocalRedis
+from tests.service.conftest import API, SignedUp, make_settings
+from webapi import aws_secrets, user_cache
+from webapi.cache import Cache
+from webapi.config import Settings, SettingsError, resolve_settings
+from webapi.db import Database
+from webapi.main import create_app
+from webapi.throttle import LocalWindows, LoginThrottle
+
+PASSWORD = "correct horse battery"
+REDIS_PASSWORD = "test-redis-password-0123456789"
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[LocalRedis]:
+    server = LocalRedis(password=REDIS_PASSWORD).start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+async def redis(redis_server: LocalRedis) -> AsyncIterator[Redis]:
+    if redis_server.process is None:  # a test stopped it
+        redis_server.start()
+    client = Redis.from_url(redis_server.url)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def cache_url(redis: Redis, redis_server: LocalRedis) -> str:
+    return redis_server.url
+
+
+def throttled_settings(database_url: str, redis_url: str | None, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "redis_url": redis_url,
+        "login_max_failures": 3,
+        "login_max_failures_per_client": 6,
+        "login_failure_window_seconds": 120,
+        **overrides,
+    }
+    return make_settings(database_url, **values)
+
+
+def instance(settings: Settings, engine: AsyncEngine, connection: AsyncConnection) -> FastAPI:
+    """One service instance (a Lambda environment, a Cloud Run instance) on the test's transaction."""
+    app = create_app(settings)
+    sessions = async_sessionmaker(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False, autoflush=False
+    )
+    app.state.db = Database(engine=engine, sessionmaker=sessions)
+    app.state.cache = Cache.from_settings(settings)
+    return app
+
+
+class Instances:
+    """Service instances (Lambda environments, Cloud Run instances) sharing the test's database."""
+
+    def __init__(self, database_url: str, engine: AsyncEngine, connection: AsyncConnection) -> None:
+        self.database_url, self.engine, self.connection = database_url, engine, connection
+        self.clients: list[httpx.AsyncClient] = []
+        self.apps: list[FastAPI] = []
+
+    def new(self, redis_url: str | None, **overrides: object) -> FastAPI:
+        settings = throttled_settings(self.database_url, redis_url, **overrides)
+        return instance(settings, self.engine, self.connection)
+
+    def client(self, app: FastAPI, address: str = "203.0.113.7") -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(address, 40000))
+        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+        self.clients.append(client)
+        self.apps.append(app)
+        return client
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+        for app in self.apps:
+            cache: Cache | None = app.state.cache
+            if cache is not None:
+                await cache.close()
+
+
+@pytest.fixture
+async def instances(
+    database_url: str, engine: AsyncEngine, connection: AsyncConnection
+) -> AsyncIterator[Instances]:
+    made = Instances(database_url, engine, connection)
+    yield made
+    await made.close()
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
+    return await client.post(f"{API}/auth/token", data={"username": email, "password": password})
+
+
+async def sign_up(client: httpx.AsyncClient) -> SignedUp:
+    email = f"user-{uuid.uuid4().hex[:12]}@example.com"
+    created = await client.post(f"{API}/users", json={"email": email, "name": "Cached", "password": PASSWORD})
+    assert created.status_code == 201, created.text
+    token = (await login(client, email, PASSWORD)).json()["access_token"]
+    return SignedUp(id=created.json()["id"], email=email, password=PASSWORD, token=token)
+
+
+def assert_throttled(response: httpx.Response, window: int = 120) -> None:
+    assert response.status_code == 429, response.text
+    assert response.json()["detail"] == "Too many failed logins; try again later"
+    assert "request_id" in response.json()
+    assert 1 <= int(response.headers["Retry-After"]) <= window
+
+
+# --- login throttling ---------------------------------------------------------------
+
+
+async def test_failed_logins_lock_the_account_on_every_instance(
+    redis: Redis, cache_url: str, instances: Instances
+) -> None:
+    first = instances.client(instances.new(cache_url))
+    second = instances.client(instances.new(cache_url), address="198.51.100.9")
+    user = await sign_up(first)
+
+    for _ in range(3):  # two on one instance, one on the other: one shared count
+        assert (await login(first, user.email, "wrong password")).status_code == 401
+    # The other instance, from another address, with the right password: locked all the same.
+    assert_throttled(await login(second, user.email, PASSWORD))
+    assert_throttled(await login(first, user.email, PASSWORD))
+
+    keys = sorted(k.decode() for k in await redis.keys("login:fail:*"))
+    assert user.email not in " ".join(keys)  # the account is hashed
+    assert any(k.startswith("login:fail:account:") for k in keys)
+    assert "login:fail:client:203.0.113.7" in keys
+    account_key = next(k for k in keys if k.startswith("login:fail:account:"))
+    assert int(await redis.get(account_key)) == 3
+    assert 0 < await redis.ttl(account_key) <= 120
+
+
+async def test_a_successful_login_clears_the_account_count(
+    redis: Redis, cache_url: str, instances: Instances
+) -> None:
+    client = instances.client(instances.new(cache_url))
+    user = await sign_up(client)
+    for _ in range(2):
+        assert (await login(client, user.email, "wrong password")).status_code == 401
+    assert (await login(client, user.email, PASSWORD)).status_code == 200
+    for _ in range(2):  # counting starts again from zero
+        assert (await login(client, user.email, "wrong password")).status_code == 401
+    assert (await login(client, user.email, PASSWORD)).status_code == 200
+
+
+async def test_one_client_address_spraying_many_accounts_is_throttled(
+    redis: Redis, cache_url: str, instances: Instances
+) -> None:
+    app = instances.new(cache_url)
+    attacker = instances.client(app, address="192.0.2.66")
+    for n in range(6):  # one failure per account: no account reaches its limit
+        response = await login(attacker, f"victim-{n}@example.com", "guess")
+        assert response.status_code == 401
+    assert_throttled(await login(attacker, "victim-99@example.com", "guess"))
+    # Someone else, from another address, is not affected.
+    other = instances.client(app, address="192.0.2.67")
+    assert (await login(other, "victim-99@example.com", "guess")).status_code == 401
+
+
+async def test_without_a_cache_each_instance_counts_alone(
+    instances: Instances,
+) -> None:
+    first_app, second_app = instances.new(None), instances.new(None)
+    assert first_app.state.cache is None
+    first, second = instances.client(first_app), instances.client(second_app)
+    user = await sign_up(first)
+    for _ in range(3):
+        assert (await login(first, user.email, "wrong password")).status_code == 401
+    assert_throttled(await login(first, user.email, PASSWORD))
+    # The documented limit of the fallback: another instance has its own count.
+    assert (await login(second, user.email, PASSWORD)).status_code == 200
+
+
+def test_local_windows_are_fixed_and_bounded() -> None:
+    now = [1000.0]
+    windows = LocalWindows(max_keys=3, clock=lambda: now[0])
+    assert windows.increment("a", 60) == (1, 60)
+    now[0] += 59.5
+    assert windows.increment("a", 60) == (2, 1)  # the window does not slide
+    now[0] += 1
+    assert windows.peek("a") == (0, 0)  # ended
+    for key in "bcde":
+        windows.increment(key, 60)
+    assert windows.peek("b") == (0, 0)  # the oldest was dropped to stay at 3 keys
+    assert windows.peek("e")[0] == 1
+
+
+# --- the user cache -------------------------------------------------------------------
+
+
+async def test_the_signed_in_user_is_read_through_the_cache(
+    redis: Redis, cache_url: str, instances: Instances
+) -> None:
+    client = instances.client(instances.new(cache_url))
+    user = await sign_up(client)
+    key = user_cache.key(uuid.UUID(user.id))
+    assert await redis.get(key) is None
+    headers = {"Authorization": f"Bearer {user.token}"}
+
+    first = await client.get(f"{API}/users/me", headers=headers)
+    assert first.status_code == 200
+    entry = json.loads(await redis.get(key))
+    assert entry["email"] == user.email and "hashed_password" not in entry
+    assert 0 < await redis.ttl(key) <= 60
+
+    # Served from the cache: a change made behind the service's back is not seen...
+    await instances.connection.execute(
+        text("UPDATE users SET name = 'Renamed' WHERE id = :id"), {"id": user.id}
+    )
+    assert (await client.get(f"{API}/users/me", headers=headers)).json()["name"] == "Cached"
+    # ...until the entry goes (TTL or invalidation); then the database answers again.
+    await redis.delete(key)
+    assert (await client.get(f"{API}/users/me", headers=headers)).json()["name"] == "Renamed"
+    # Items work with the cached user too (they only need its id).
+    created = await client.post(f"{API}/items", json={"title": "from cache"}, headers=headers)
+    assert created.status_code == 201 and created.json()["owner_id"] == user.id
+
+
+async def test_deleting_the_account_invalidates_its_entry(
+    redis: Redis, cache_url: str, instances: Instances
+) -> None:
+    client = instances.client(instances.new(cache_url))
+    user = await sign_up(client)
+    headers = {"Authorization": f"Bearer {user.token}"}
+    assert (await client.get(f"{API}/users/me", headers=headers)).status_code == 200
+    assert await redis.exists(user_cache.key(uuid.UUID(user.id)))
+    assert (await client.delete(f"{API}/users/{user.id}", headers=headers)).status_code == 204
+    assert not await redis.exists(user_cache.key(uuid.UUID(user.id)))
+    assert (await client.get(f"{API}/users/me", headers=headers)).status_code == 401
+
+
+async def test_an_unreadable_entry_falls_back_to_the_database(
+    redis: Redis, cache_url: str, instances: Instances
+) -> None:
+    client = instances.client(instances.new(cache_url))
+    user = await sign_up(client)
+    await redis.set(user_cache.key(uuid.UUID(user.id)), b"\x00not json")
+    response = await client.get(f"{API}/users/me", headers={"Authorization": f"Bearer {user.token}"})
+    assert response.status_code == 200 and response.json()["email"] == user.email
+
+
+# --- the cache going away -----------------------------------------------------------
+
+
+async def test_the_cache_going_away_degrades_to_the_database_and_local_counts(
+    redis: Redis, cache_url: str, redis_server: LocalRedis, instances: Instances
+) -> None:
+    app = instances.new(cache_url)
+    cache: Cache = app.state.cache
+    now = [0.0]
+    cache._clock = lambda: now[0]  # the cool-down, on a clock the test moves
+    client = instances.client(app)
+    user = await sign_up(client)
+    headers = {"Authorization": f"Bearer {user.token}"}
+    assert (await client.get(f"{API}/users/me", headers=headers)).status_code == 200
+    assert (await login(client, user.email, "wrong password")).status_code == 401
+
+    redis_server.stop()  # mid-test: the server is gone, connections and all
+
+    # Every request still answers as it should: the user from the database, no 500s.
+    assert (await client.get(f"{API}/users/me", headers=headers)).status_code == 200
+    assert not cache.available  # skipping the cache for its cool-down
+    assert (await client.get(f"{API}/items", headers=headers)).status_code == 200
+    # Throttling falls back to this instance's own counts.
+    for _ in range(3):
+        assert (await login(client, user.email, "wrong password")).status_code == 401
+    assert_throttled(await login(client, user.email, PASSWORD))
+
+    redis_server.start()  # back, empty
+    now[0] += cache.cooldown_seconds + 1
+    assert (await client.get(f"{API}/users/me", headers=headers)).status_code == 200
+    assert cache.available
+    fresh = Redis.from_url(redis_server.url)  # the test's own connection died with the server
+    try:
+        assert await fresh.exists(user_cache.key(uuid.UUID(user.id)))  # used again
+    finally:
+        await fresh.aclose()
+    # The failures counted locally while it was down still hold on this instance.
+    assert_throttled(await login(client, user.email, PASSWORD))
+
+
+async def test_a_cluster_mode_cache_works_the_same(
+    instances: Instances,
+) -> None:
+    """ElastiCache Serverless is a cluster-mode endpoint: the same operations through RedisCluster."""
+    server = LocalRedis(password=REDIS_PASSWORD, cluster=True).start()
+    try:
+        app = instances.new(server.url, redis_cluster=True)
+        assert type(app.state.cache.client).__name__ == "RedisCluster"
+        client = instances.client(app)
+        user = await sign_up(client)
+        headers = {"Authorization": f"Bearer {user.token}"}
+        assert (await client.get(f"{API}/users/me", headers=headers)).status_code == 200
+        assert await app.state.cache.get(user_cache.key(uuid.UUID(user.id))) is not None
+        for _ in range(3):
+            assert (await login(client, user.email, "wrong password")).status_code == 401
+        assert_throttled(await login(client, user.email, PASSWORD))
+    finally:
+        await instances.close()
+        instances.apps.clear()
+        instances.clients.clear()
+        server.cleanup()
+
+
+# --- settings ---------------------------------------------------------------------------
+
+REDIS_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cache-user-AbCdEf"
+
+
+def _secrets(monkeypatch: pytest.MonkeyPatch, value: str) -> Stubber:
+    client = boto3.client(
+        "secretsmanager", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y"
+    )
+    stubber = Stubber(client)
+    stubber.add_response(
+        "get_secret_value", {"ARN": REDIS_ARN, "SecretString": value}, {"SecretId": REDIS_ARN}
+    )
+    stubber.activate()
+    monkeypatch.setattr(aws_secrets, "_client", lambda: client)
+    return stubber
+
+
+def test_lambda_builds_a_tls_cluster_url_from_the_cache_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    stubber = _secrets(monkeypatch, json.dumps({"username": "app", "password": "p@ss/word"}))
+    resolved = resolve_settings(
+        Settings(
+            redis_secret_arn=REDIS_ARN, redis_host="cache.serverless.euw1.cache.amazonaws.com", _env_file=None
+        )  # type: ignore[call-arg]
+    )
+    stubber.assert_no_pending_responses()
+    assert resolved.redis_url is not None
+    assert resolved.redis_url.get_secret_value() == (
+        "rediss://app:p%40ss%2Fword@cache.serverless.euw1.cache.amazonaws.com:6379/0"
+    )
+    assert resolved.redis_cluster_mode
+    assert not Settings(redis_url="rediss://:x@10.0.0.3:6378/0", _env_file=None).redis_cluster_mode  # type: ignore[call-arg]
+
+
+def test_cache_secret_problems_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SettingsError, match="REDIS_HOST"):
+        resolve_settings(Settings(redis_secret_arn=REDIS_ARN, _env_file=None))  # type: ignore[call-arg]
+    _secrets(monkeypatch, '{"user": "app"}')
+    with pytest.raises(SettingsError, match="REDIS_SECRET_ARN"):
+        resolve_settings(Settings(redis_secret_arn=REDIS_ARN, redis_host="h", _env_file=None))  # type: ignore[call-arg]
+
+
+def test_no_cache_configured_means_no_client_and_no_redis_import() -> None:
+    assert Cache.from_settings(Settings(_env_file=None)) is None  # type: ignore[call-arg]
+    throttle = LoginThrottle(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert throttle.max_per_account == 5 and throttle.window_seconds == 900
