@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 import jwt
 
 from constructs_lib.aws.bundling import BundleTarget, build_bundle, content_hash
-from stacks.spec import LAMBDA_DROP_PACKAGES
+from stacks.spec import load_spec
 
 if TYPE_CHECKING:
     from devtools.localdb import LocalPostgres
@@ -102,9 +102,13 @@ class BundleSpec:
     drop_packages: tuple[str, ...] = ()
 
 
-# The bundle the AWS stack ships: the same drops as stacks/aws_stack.py.
+# The bundle the AWS stack ships for the repository's spec (deploy.yaml): the same drops.
 OURS = BundleSpec(
-    "service", SERVICE_DIR, SERVICE_DIR / "requirements.txt", "lambda_handler", LAMBDA_DROP_PACKAGES
+    "service",
+    SERVICE_DIR,
+    SERVICE_DIR / "requirements.txt",
+    "lambda_handler",
+    load_spec().lambda_drop_packages,
 )
 MINIMAL_FASTAPI = BundleSpec(
     "minimal_fastapi",
