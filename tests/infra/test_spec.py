@@ -91,6 +91,29 @@ def test_file_then_context_overrides(tmp_path: Path) -> None:
         ("project: shop\ncors_origins: [example.com]\n", {}, "spec", "not an origin"),
         ("project: shop\nenvironment:\n  lower: x\n", {}, "environment.lower", "pattern"),
         ("compute: {}\n", {}, "project", "Field required"),
+        (
+            "project: shop\ncache:\n  enabled: true\ngcp:\n  vpc_egress: none\n",
+            {},
+            "spec",
+            "cache.enabled needs a VPC path on Google Cloud",
+        ),
+        ("project: shop\n", {"spec.gcp.network": "shared"}, "gcp", "network and subnetwork go together"),
+        (
+            "project: shop\n",
+            {"spec.cache.aws_engine": "memcached"},
+            "cache.aws_engine",
+            "'valkey' or 'redis'",
+        ),
+        ("project: shop\n", {"spec.cache.gcp_tier": "PREMIUM"}, "cache.gcp_tier", "'BASIC' or 'STANDARD_HA'"),
+        ("project: shop\n", {"spec.storage.prefix": "../up"}, "storage.prefix", "pattern"),
+        ("project: shop\n", {"spec.storage.max_upload_mib": "0"}, "storage.max_upload_mib", "greater than"),
+        (
+            "project: shop\n",
+            {"spec.storage.url_expiry_seconds": "86400"},
+            "storage.url_expiry_seconds",
+            "less than",
+        ),
+        ("project: shop\n", {"spec.gcp.subnet_cidr": "10.0.0.0/29"}, "gcp.subnet_cidr", "pattern"),
     ],
 )
 def test_invalid_values_fail_naming_the_field(
@@ -106,3 +129,19 @@ def test_invalid_values_fail_naming_the_field(
 def test_an_unknown_stage_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="stage: must be one of dev, prod"):
         load_spec(write(tmp_path, "project: shop\n"), stage="qa")
+
+
+def test_cache_and_storage_are_off_by_default_and_switch_on(tmp_path: Path) -> None:
+    path = write(tmp_path, "project: shop\n")
+    dev, prod = load_spec(path, stage="dev"), load_spec(path, stage="prod")
+    for spec in (dev, prod):
+        assert not spec.cache.enabled and not spec.storage.enabled  # they cost money while idle
+        assert "redis" in spec.lambda_drop_packages  # and nothing of them ships
+    assert not dev.storage.versioned and prod.storage.versioned
+    on = load_spec(path, context={"spec.cache.enabled": "true", "spec.storage.enabled": "true"})
+    assert on.cache.enabled and on.cache.aws_engine == "valkey" and on.cache.gcp_tier == "BASIC"
+    assert on.gcp.vpc_egress == "direct"  # so a cache on Google Cloud is reachable by default
+    assert "redis" not in on.lambda_drop_packages
+    assert on.storage.enabled and on.storage.prefix == "uploads/" and on.storage.max_upload_mib == 10
+    existing = load_spec(path, context={"spec.gcp.network": "shared", "spec.gcp.subnetwork": "shared-euw1"})
+    assert (existing.gcp.network, existing.gcp.subnetwork) == ("shared", "shared-euw1")
