@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Size, Stack, Tags
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from constructs_lib.aws.cache import CacheEngine, CacheOptions
 from constructs_lib.aws.database import DatabaseOptions
 from constructs_lib.aws.fastapi_lambda_service import FastApiLambdaService
 from constructs_lib.aws.nag import skip_checkov
-from stacks.spec import LAMBDA_DROP_PACKAGES, Architecture, Spec, Stage
+from constructs_lib.aws.storage import StorageOptions
+from stacks.spec import Architecture, Spec, Stage
 
 ARCHITECTURES = {
     Architecture.ARM64: lambda_.Architecture.ARM_64,
@@ -47,7 +49,7 @@ class AwsServiceStack(Stack):
             "Service",
             code_path=spec.service_path,
             handler=spec.lambda_handler,
-            bundle_drop_packages=LAMBDA_DROP_PACKAGES,
+            bundle_drop_packages=spec.lambda_drop_packages,
             migrate_handler=spec.migrate_handler,
             architecture=ARCHITECTURES[spec.compute.architecture],
             memory_size=spec.compute.memory_mib,
@@ -71,6 +73,8 @@ class AwsServiceStack(Stack):
                 rds_proxy=spec.database.rds_proxy,
                 log_retention=retention(spec.log_retention_days),
             ),
+            cache=cache_options(spec, removal) if spec.cache.enabled else None,
+            storage=storage_options(spec, removal) if spec.storage.enabled else None,
         )
         for key, value in (("project", spec.project), ("stage", spec.stage.value)):
             # DBProxyTargetGroup takes no tags (CloudFormation would reject them).
@@ -80,3 +84,32 @@ class AwsServiceStack(Stack):
         CfnOutput(self, "FunctionName", value=self.service.function.function_name)
         CfnOutput(self, "LogGroup", value=self.service.api.log_group.log_group_name)
         CfnOutput(self, "DatabaseSecretArn", value=self.service.database.secret.secret_arn)
+        if self.service.cache is not None:
+            CfnOutput(self, "CacheEndpoint", value=self.service.cache.endpoint_address)
+            CfnOutput(self, "CacheSecretArn", value=self.service.cache.secret.secret_arn)
+        if self.service.storage is not None:
+            CfnOutput(self, "UploadsBucketName", value=self.service.storage.bucket_name)
+
+
+def cache_options(spec: Spec, removal: RemovalPolicy) -> CacheOptions:
+    return CacheOptions(
+        engine=CacheEngine(spec.cache.aws_engine),
+        max_data_gb=spec.cache.aws_max_data_gb,
+        max_ecpu_per_second=spec.cache.aws_max_ecpu_per_second,
+        # A day of snapshots in prod (cents a month at this size); a dev cache is disposable.
+        snapshot_retention_days=1 if spec.stage is Stage.PROD else 0,
+        removal_policy=removal,
+    )
+
+
+def storage_options(spec: Spec, removal: RemovalPolicy) -> StorageOptions:
+    return StorageOptions(
+        prefix=spec.storage.prefix,
+        max_upload=Size.mebibytes(spec.storage.max_upload_mib),
+        url_expiry=Duration.seconds(spec.storage.url_expiry_seconds),
+        cors_origins=spec.cors_origins,
+        versioned=spec.storage.versioned,
+        noncurrent_version_expiration=Duration.days(spec.storage.noncurrent_days),
+        removal_policy=removal,
+        auto_delete_objects=removal == RemovalPolicy.DESTROY,
+    )

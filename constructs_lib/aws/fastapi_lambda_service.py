@@ -19,9 +19,11 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from constructs_lib.aws.bundling import lambda_code
+from constructs_lib.aws.cache import CacheOptions, ServerlessCache
 from constructs_lib.aws.database import DatabaseOptions, ServerlessPostgres
 from constructs_lib.aws.http_function import INTEGRATION_TIMEOUT_LIMIT, HttpApiFunction, newest_python_runtime
-from constructs_lib.aws.nag import suppress, suppress_lambda_baseline
+from constructs_lib.aws.nag import suppress, suppress_lambda_baseline, suppress_object_prefix_grant
+from constructs_lib.aws.storage import StorageOptions, UploadsBucket
 
 MIGRATION_TIMEOUT = Duration.minutes(5)
 DEFAULT_TIMEOUT = Duration.seconds(28)
@@ -40,7 +42,8 @@ def lambda_handler_name(handler: str) -> str:
 class FastApiLambdaService(Construct):
     """A FastAPI app directory, deployed. Its parts are public attributes:
     ``vpc``, ``database`` (``cluster``, ``secret``), ``function``, ``alias``,
-    ``http_api``, ``secret_key``, ``migrations``."""
+    ``http_api``, ``secret_key``, ``migrations``, and the optional ``cache``
+    (``cache``, ``secret``, ``security_group``) and ``storage`` (``bucket``)."""
 
     def __init__(
         self,
@@ -67,6 +70,8 @@ class FastApiLambdaService(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         database: DatabaseOptions | None = None,
+        cache: CacheOptions | None = None,
+        storage: StorageOptions | None = None,
         throttle_rate_limit: int = 500,
         throttle_burst_limit: int = 1000,
         app_environment: str = "prod",
@@ -135,6 +140,28 @@ class FastApiLambdaService(Construct):
         if self.database.proxy is not None:
             env["DATABASE_HOST"] = self.database.proxy.endpoint
 
+        # The cache and the bucket serve requests: only the API function gets them (and their
+        # settings), the migration function stays as it is.
+        api_env = dict(env)
+        self.cache: ServerlessCache | None = None
+        if cache is not None:
+            self.cache = ServerlessCache(self, "Cache", vpc=self.vpc, subnets=subnets, options=cache)
+            api_env |= {
+                "REDIS_HOST": self.cache.endpoint_address,
+                "REDIS_PORT": self.cache.endpoint_port,
+                "REDIS_SECRET_ARN": self.cache.secret.secret_arn,
+            }
+        self.storage: UploadsBucket | None = None
+        if storage is not None:
+            self.storage = UploadsBucket(self, "Storage", options=storage)
+            api_env |= {
+                "STORAGE_BACKEND": "s3",
+                "UPLOADS_BUCKET": self.storage.bucket_name,
+                "UPLOADS_PREFIX": storage.prefix,
+                "UPLOAD_MAX_BYTES": str(int(storage.max_upload.to_bytes())),
+                "UPLOAD_URL_EXPIRY_SECONDS": str(int(storage.url_expiry.to_seconds())),
+            }
+
         # Mangum serves the app on Lambda: an ASGI server in the requirements (for a container)
         # would only add to the zip and the cold start.
         code = lambda_code(
@@ -153,7 +180,7 @@ class FastApiLambdaService(Construct):
             architecture=architecture,
             memory_size=memory_size,
             timeout=timeout,
-            environment=env,
+            environment=api_env,
             vpc=self.vpc,
             subnets=subnets,
             log_retention=log_retention,
@@ -169,6 +196,16 @@ class FastApiLambdaService(Construct):
         self.alias = self.api.alias
         self.http_api = self.api.http_api
         self._grant_runtime_access(self.function)
+        if self.cache is not None:
+            self.cache.secret.grant_read(self.function)
+            self.cache.allow_from(self.function)
+        if self.storage is not None:
+            self.storage.grant_objects(self.function)
+            role = self.function.role
+            assert role is not None
+            suppress_object_prefix_grant(
+                role.node.find_child("DefaultPolicy"), storage_prefix=self.storage.options.prefix
+            )
 
         self.migrations: triggers.Trigger | None = None
         self.migrate_function: lambda_.Function | None = None

@@ -6,11 +6,13 @@ the exact finding) with a reason a reviewer can check against the code.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
-from aws_cdk import CfnResource
+from aws_cdk import CfnResource, Stack
 from aws_cdk import aws_lambda as lambda_
-from cdk_nag import NagPackSuppression, NagSuppressions
+from aws_cdk import aws_s3 as s3
+from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import IConstruct
 
 MANAGED_LAMBDA_POLICIES = (
@@ -44,6 +46,23 @@ def suppress_lambda_baseline(function_role: IConstruct, default_policy: IConstru
             "(tests/infra/test_aws_stack.py::test_functions_may_read_exactly_their_secrets).",
             applies_to=["Resource::*"],
         )
+
+
+def suppress_object_prefix_grant(default_policy: IConstruct, *, storage_prefix: str) -> None:
+    """The one wildcard the uploads grant needs: the object keys under the service's prefix."""
+    escaped = re.escape(storage_prefix).replace("/", r"\/")
+    NagSuppressions.add_resource_suppressions(
+        default_policy,
+        [
+            NagPackSuppression(
+                id="AwsSolutions-IAM5",
+                reason=f"s3:PutObject/GetObject/DeleteObject on '<uploads bucket>/{storage_prefix}*' only: "
+                "the service names each attachment's key at run time (presigned POST and GET); no listing, "
+                "no other prefix, no bucket-level action (tests/infra/test_aws_cache_storage.py).",
+                applies_to=[RegexAppliesTo(regex=rf"/^Resource::<[A-Za-z0-9]+\.Arn>\/{escaped}\*$/")],
+            )
+        ],
+    )
 
 
 # checkov (cloudformation framework): the checks this design does not follow, with the
@@ -82,6 +101,17 @@ CHECKOV_SKIPS: dict[str, tuple[tuple[str, ...], str]] = {
         "Only aws-cdk-lib's own provider functions run outside the VPC; "
         "they call AWS APIs, not the database.",
     ),
+    "CKV_AWS_18": (
+        ("AWS::S3::Bucket",),
+        "No server access logs for the uploads bucket: they need a second bucket and record every "
+        "presigned request. Every URL is handed out by the API, whose access log records the request; "
+        "CloudTrail S3 data events give an object-level audit where one is required.",
+    ),
+    "CKV_AWS_21": (
+        ("AWS::S3::Bucket",),
+        "Versioning is off by choice for this stage (spec storage.versioned; on by default in prod): "
+        "a dev bucket keeps no old versions.",
+    ),
 }
 
 
@@ -107,4 +137,11 @@ def _applies(check: str, resource: CfnResource) -> bool:
         )
     if check == "CKV_AWS_117":
         return not isinstance(resource, lambda_.CfnFunction) or resource.vpc_config is None
+    if check == "CKV_AWS_21":
+        return not isinstance(resource, s3.CfnBucket) or _versioning_off(resource)
     return True
+
+
+def _versioning_off(bucket: s3.CfnBucket) -> bool:
+    config = Stack.of(bucket).resolve(bucket.versioning_configuration)
+    return not config or config.get("status", config.get("Status")) != "Enabled"

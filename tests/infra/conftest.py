@@ -55,7 +55,16 @@ def aws_dev() -> SynthesizedAws:
 
 @pytest.fixture(scope="session")
 def aws_prod() -> SynthesizedAws:
-    return synth_aws("prod", {"spec.database.rds_proxy": "true", "spec.scaling.reserve_concurrency": "true"})
+    return synth_aws(
+        "prod",
+        {
+            "spec.database.rds_proxy": "true",
+            "spec.scaling.reserve_concurrency": "true",
+            "spec.cache.enabled": "true",
+            "spec.storage.enabled": "true",
+            "spec.cors_origins": "[https://app.example.org]",
+        },
+    )
 
 
 # --- Google Cloud (CDK for Terraform): helpers in tests/infra/gcp_synth.py ------------

@@ -11,8 +11,10 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
+from constructs_lib.aws.cache import CacheEngine, CacheOptions, ServerlessCache
 from constructs_lib.aws.database import DatabaseOptions
 from constructs_lib.aws.fastapi_lambda_service import FastApiLambdaService, lambda_handler_name
+from constructs_lib.aws.storage import StorageOptions, UploadsBucket
 from tests.conftest import SERVICE_DIR
 from tests.infra.conftest import CDK_CONTEXT, SKIP_BUNDLING
 
@@ -37,6 +39,13 @@ def with_options() -> tuple[Template, FastApiLambdaService]:
         memory_size=2048,
         migrate_handler=None,
         database=DatabaseOptions(min_capacity_acu=1, max_capacity_acu=4, engine_version="16"),
+        cache=CacheOptions(engine=CacheEngine.REDIS, reader_endpoint=True, max_data_gb=2),
+        storage=StorageOptions(
+            prefix="files/",
+            versioned=False,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+            auto_delete_objects=True,
+        ),
     )
     return Template.from_stack(stack), service
 
@@ -49,6 +58,10 @@ def test_exposes_its_parts_as_typed_attributes(with_options: tuple[Template, Fas
     assert service.database.cluster.cluster_endpoint is not None
     assert service.database.secret is not None and service.secret_key is not None
     assert service.migrations is None and service.migrate_function is None
+    assert isinstance(service.cache, ServerlessCache) and isinstance(service.storage, UploadsBucket)
+    assert service.cache.secret is not None and service.cache.security_group is not None
+    assert service.cache.cache.engine == "redis"
+    assert service.storage.bucket.bucket_name is not None
 
 
 def test_uses_an_existing_vpc(with_options: tuple[Template, FastApiLambdaService]) -> None:
@@ -86,6 +99,115 @@ def test_database_options_reach_the_cluster(with_options: tuple[Template, FastAp
     )
     template.has_resource("AWS::RDS::DBCluster", {"DeletionPolicy": "Retain"})
     template.resource_count_is("Custom::Trigger", 0)
+
+
+def test_no_cors_origins_no_cors(with_options: tuple[Template, FastApiLambdaService]) -> None:
+    template, _ = with_options
+    for api in template.find_resources("AWS::ApiGatewayV2::Api").values():
+        assert "CorsConfiguration" not in api["Properties"]
+    for bucket in template.find_resources("AWS::S3::Bucket").values():
+        assert "CorsConfiguration" not in bucket["Properties"]
+
+
+def test_a_redis_oss_user_group_holds_a_disabled_default_user(
+    with_options: tuple[Template, FastApiLambdaService],
+) -> None:
+    template, _ = with_options
+    users = template.find_resources("AWS::ElastiCache::User")
+    assert {u["Properties"]["Engine"] for u in users.values()} == {"redis"}
+    by_name = {u["Properties"]["UserName"]: (logical_id, u) for logical_id, u in users.items()}
+    assert set(by_name) == {"app", "default"}
+    default = by_name["default"][1]["Properties"]
+    assert default["AccessString"].startswith("off ")  # may not authenticate, may run nothing
+    assert default["AuthenticationMode"]["Type"] == "password"
+    template.has_resource_properties(
+        "AWS::ElastiCache::UserGroup",
+        {
+            "Engine": "redis",
+            "UserIds": Match.array_with([{"Ref": logical_id} for logical_id, _ in by_name.values()]),
+        },
+    )
+    template.has_resource_properties(
+        "AWS::ElastiCache::ServerlessCache",
+        {
+            "Engine": "redis",
+            "MajorEngineVersion": "7",
+            "CacheUsageLimits": Match.object_like({"DataStorage": {"Maximum": 2, "Unit": "GB"}}),
+        },
+    )
+    cache = next(iter(template.find_resources("AWS::ElastiCache::ServerlessCache").values()))
+    assert "SnapshotRetentionLimit" not in cache["Properties"]  # the default: no snapshots
+
+
+def test_reader_endpoint_port_on_request(with_options: tuple[Template, FastApiLambdaService]) -> None:
+    template, _ = with_options
+    (cache,) = template.find_resources("AWS::ElastiCache::ServerlessCache").values()
+    (cache_group,) = cache["Properties"]["SecurityGroupIds"]
+    ports = sorted(
+        rule["Properties"]["FromPort"]
+        for rule in template.find_resources("AWS::EC2::SecurityGroupIngress").values()
+        if rule["Properties"]["GroupId"] == cache_group
+    )
+    assert ports == [6379, 6380]  # the primary endpoint and the reader endpoint
+
+
+def test_a_disposable_bucket_is_emptied_on_delete_and_keeps_no_versions(
+    with_options: tuple[Template, FastApiLambdaService],
+) -> None:
+    template, _ = with_options
+    (bucket,) = template.find_resources("AWS::S3::Bucket").values()
+    assert bucket["DeletionPolicy"] == "Delete"
+    assert "VersioningConfiguration" not in bucket["Properties"]
+    rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert [rule["AbortIncompleteMultipartUpload"] for rule in rules] == [{"DaysAfterInitiation": 1}]
+    template.resource_count_is("Custom::S3AutoDeleteObjects", 1)
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": Match.object_like({"UPLOADS_PREFIX": "files/", "STORAGE_BACKEND": "s3"})
+            }
+        },
+    )
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Resource": {"Fn::Join": ["", [Match.any_value(), "/files/*"]]}})]
+                )
+            }
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_data_gb": 0}, "max_data_gb must be 1..5000, got 0"),
+        ({"max_ecpu_per_second": 10}, "max_ecpu_per_second must be 1000..15000000, got 10"),
+        ({"snapshot_retention_days": 36}, "snapshot_retention_days must be 0..35, got 36"),
+        ({"user_name": "default"}, "user_name must be a non-empty name other than 'default'"),
+        ({"engine": "memcached"}, "engine must be one of"),
+    ],
+)
+def test_invalid_cache_options(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CacheOptions(**options)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"prefix": "Uploads"}, "prefix must look like 'uploads/'"),
+        ({"max_upload": cdk.Size.gibibytes(6)}, "max_upload must be 1 byte..5 GiB"),
+        ({"url_expiry": cdk.Duration.days(8)}, "url_expiry must be 1 s..7 days"),
+        ({"auto_delete_objects": True}, "auto_delete_objects needs removal_policy=RemovalPolicy.DESTROY"),
+    ],
+)
+def test_invalid_storage_options(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        StorageOptions(**options)
 
 
 @pytest.mark.parametrize(

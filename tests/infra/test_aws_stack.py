@@ -126,7 +126,7 @@ def test_http_api_cors_from_the_spec(aws_dev: SynthesizedAws, aws_prod: Synthesi
         },
     )
     _, api = single(aws_prod, "AWS::ApiGatewayV2::Api")
-    assert "CorsConfiguration" not in api["Properties"]  # no origins, no CORS
+    assert api["Properties"]["CorsConfiguration"]["AllowOrigins"] == ["https://app.example.org"]
 
 
 def test_default_stage_has_json_access_logs_and_throttling(aws_dev: SynthesizedAws) -> None:
