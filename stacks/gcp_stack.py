@@ -7,7 +7,10 @@ from cdktf_cdktf_provider_google.provider import GoogleProvider
 from cdktf_cdktf_provider_random.provider import RandomProvider
 from constructs import Construct
 
+from constructs_lib.gcp.cache import CacheOptions, RedisTier
 from constructs_lib.gcp.cloud_run_service import CloudRunService, CloudSqlOptions
+from constructs_lib.gcp.network import NetworkOptions
+from constructs_lib.gcp.storage import UploadsOptions
 from stacks.spec import Spec, Stage
 
 # cdktf writes each stack to cdktf.out/stacks/<name>/, where Terraform runs its
@@ -68,6 +71,51 @@ class GcpServiceStack(TerraformStack):
                 backup_retention_count=spec.database.backup_retention_days,
                 deletion_protection=spec.database.deletion_protection,
             ),
+            # The cache is the only private destination: no VPC path without it.
+            network=_network(spec) if spec.cache.enabled else None,
+            cache=_cache(spec) if spec.cache.enabled else None,
+            uploads=_uploads(spec, force_destroy=not prod) if spec.storage.enabled else None,
         )
         TerraformOutput(self, "service_url", value=self.service.url, description="The service's HTTPS URL")
         TerraformOutput(self, "image", value=self.service.image)
+        if self.service.cache is not None:
+            TerraformOutput(
+                self, "redis_host", value=self.service.cache.host, description="Memorystore's private address"
+            )
+        if self.service.uploads is not None:
+            TerraformOutput(
+                self,
+                "uploads_bucket",
+                value=self.service.uploads.bucket.name,
+                description="Attachments bucket",
+            )
+
+
+def _network(spec: Spec) -> NetworkOptions:
+    return NetworkOptions(
+        existing_network=spec.gcp.network,
+        existing_subnetwork=spec.gcp.subnetwork,
+        subnet_cidr=spec.gcp.subnet_cidr,
+    )
+
+
+def _cache(spec: Spec) -> CacheOptions:
+    return CacheOptions(
+        tier=RedisTier(spec.cache.gcp_tier),
+        memory_gb=spec.cache.gcp_memory_gb,
+        redis_version=spec.cache.gcp_redis_version,
+    )
+
+
+def _uploads(spec: Spec, *, force_destroy: bool) -> UploadsOptions:
+    """force_destroy in dev only: a dev stack's destroy empties the bucket; prod keeps it."""
+    storage = spec.storage
+    return UploadsOptions(
+        prefix=storage.prefix,
+        max_upload_mib=storage.max_upload_mib,
+        url_expiry_seconds=storage.url_expiry_seconds,
+        versioned=storage.versioned,
+        noncurrent_days=storage.noncurrent_days,
+        cors_origins=spec.cors_origins,
+        force_destroy=force_destroy,
+    )

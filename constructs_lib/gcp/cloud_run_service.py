@@ -1,4 +1,5 @@
-"""CloudRunService: a FastAPI container on Cloud Run + Cloud SQL for PostgreSQL + Secret Manager.
+"""CloudRunService: a FastAPI container on Cloud Run + Cloud SQL for PostgreSQL + Secret Manager,
+optionally with a Memorystore cache (through Direct VPC egress) and an uploads bucket.
 
 The counterpart of the AWS FastApiLambdaService, for CDK for Terraform. It creates no
 provider and no backend (the stack owns those). Nested blocks are built with the
@@ -17,7 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cdktf import AssetType, DataResource, LocalExecProvisioner, TerraformAsset, TerraformResource
+from cdktf import (
+    AssetType,
+    DataResource,
+    LocalExecProvisioner,
+    TerraformAsset,
+    TerraformResource,
+    TerraformResourceLifecycle,
+)
 from cdktf_cdktf_provider_google import (
     artifact_registry_repository as ar,
 )
@@ -62,7 +70,10 @@ from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketI
 from cdktf_cdktf_provider_random.password import Password
 from constructs import Construct
 
+from constructs_lib.gcp.cache import CacheOptions, MemorystoreCache
 from constructs_lib.gcp.image import source_hash
+from constructs_lib.gcp.network import EgressNetwork, NetworkOptions
+from constructs_lib.gcp.storage import UploadsBucket, UploadsOptions, bucket_name
 
 CLOUDSQL_MOUNT = "/cloudsql"
 CONTAINER_PORT = 8080
@@ -77,6 +88,9 @@ REQUIRED_APIS = (
     "sqladmin.googleapis.com",
     "storage.googleapis.com",
 )
+# What the optional parts add to them.
+CACHE_APIS = ("compute.googleapis.com", "redis.googleapis.com")
+UPLOADS_APIS = ("iamcredentials.googleapis.com",)  # signBlob, for the signed URLs
 BUILD_CONFIG = Path(__file__).resolve().parent / "cloudbuild.yaml"
 IMAGE_RETENTION = "2592000s"  # untagged and superseded images older than 30 days go
 POSTGRES_VERSIONS = {"16": "POSTGRES_16", "17": "POSTGRES_17"}
@@ -117,7 +131,8 @@ class CloudRunService(Construct):
     """Parts, as attributes: ``apis``, ``repository``, ``image``, ``build``,
     ``service_account``, ``build_service_account``, ``sql_instance``, ``database``,
     ``sql_user``, ``secrets`` (by env var name), ``migrate_job``, ``migrate_run``,
-    ``service``, ``url``."""
+    ``service``, ``url``; with their options: ``network`` (Direct VPC egress of the service),
+    ``cache`` (needs ``network``), ``uploads``; else None."""
 
     def __init__(
         self,
@@ -144,6 +159,9 @@ class CloudRunService(Construct):
         deletion_protection: bool = True,
         database: CloudSqlOptions | None = None,
         app_environment: str = "prod",
+        network: NetworkOptions | None = None,
+        cache: CacheOptions | None = None,
+        uploads: UploadsOptions | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         _validate(
@@ -155,14 +173,23 @@ class CloudRunService(Construct):
             concurrency=concurrency,
             health_check_path=health_check_path,
         )
+        if cache is not None and network is None:
+            raise ValueError("cache needs network: Memorystore has a private address only")
+        if cache is not None and "REDIS_URL" in extra_secrets:
+            raise ValueError("extra_secrets: REDIS_URL comes from the cache; leave it out or the cache off")
         database = database or CloudSqlOptions()
         self.project, self.region, self.name = project, region, name
 
+        apis = [
+            *REQUIRED_APIS,
+            *(CACHE_APIS if cache is not None else ()),
+            *(UPLOADS_APIS if uploads is not None else ()),
+        ]
         self.apis = {
             api: ProjectService(
                 self, f"api-{api.split('.')[0]}", project=project, service=api, disable_on_destroy=False
             )
-            for api in REQUIRED_APIS
+            for api in apis
         }
         after_apis: list[TerraformResource] = list(self.apis.values())
 
@@ -227,7 +254,7 @@ class CloudRunService(Construct):
             self,
             "build-staging",
             project=project,
-            name=_bucket_name(project, name, "build"),
+            name=bucket_name(project, name, "build"),
             location=region,
             uniform_bucket_level_access=True,
             public_access_prevention="enforced",
@@ -356,6 +383,14 @@ class CloudRunService(Construct):
             self.secrets[env_name] = self._secret(
                 env_name, project=project, runtime=runtime, after=after_apis, value=value, versions=versions
             )
+
+        # --- optional: the cache, behind Direct VPC egress; the uploads bucket ----------
+        # The service alone uses them: the migration job gets neither their variables nor
+        # a VPC path, and does not wait for them.
+        self._service_only_secrets: set[str] = set()
+        service_env, service_versions, service_grants = self._optional_parts(
+            network=network, cache=cache, uploads=uploads, runtime=runtime, after=after_apis
+        )
         self.sql_client_grant = ProjectIamMember(
             self,
             "runtime-sql-client",
@@ -458,7 +493,7 @@ class CloudRunService(Construct):
                             cpu_idle=True,  # CPU only while serving requests
                             startup_cpu_boost=True,
                         ),
-                        env=self._service_env(plain_env),
+                        env=self._service_env({**plain_env, **service_env}),
                         startup_probe=run.CloudRunV2ServiceTemplateContainersStartupProbe(
                             http_get=probe_get, period_seconds=2, failure_threshold=30, timeout_seconds=2
                         ),
@@ -480,8 +515,9 @@ class CloudRunService(Construct):
                         instance=run.CloudRunV2ServiceTemplateVolumesCloudSqlInstance,
                     )
                 ],
+                vpc_access=_direct_vpc_egress(self.network) if self.network is not None else None,
             ),
-            depends_on=[self.migrate_run, *versions, *grants],
+            depends_on=[self.migrate_run, *versions, *grants, *service_versions, *service_grants],
         )
         self.invoker: CloudRunV2ServiceIamMember | None = None
         if public:
@@ -496,6 +532,69 @@ class CloudRunService(Construct):
             )
         self.url = self.service.uri
 
+    def _optional_parts(
+        self,
+        *,
+        network: NetworkOptions | None,
+        cache: CacheOptions | None,
+        uploads: UploadsOptions | None,
+        runtime: str,
+        after: list[TerraformResource],
+    ) -> tuple[dict[str, str], list[TerraformResource], list[TerraformResource]]:
+        """The network, the cache and the uploads bucket, as asked; returns what the service
+        (only) gets from them: plain variables, secret versions and grants to wait for."""
+        project, region, name = self.project, self.region, self.name
+        service_env: dict[str, str] = {}
+        service_versions: list[TerraformResource] = []
+        service_grants: list[TerraformResource] = []
+        self.network: EgressNetwork | None = None
+        if network is not None:
+            self.network = EgressNetwork(
+                self, "egress", project=project, region=region, name=name, options=network, depends_on=after
+            )
+        self.cache: MemorystoreCache | None = None
+        if cache is not None and self.network is not None:
+            self.cache = MemorystoreCache(
+                self,
+                "cache",
+                project=project,
+                region=region,
+                name=name,
+                authorized_network=self.network.network_id,
+                options=cache,
+                depends_on=after,
+            )
+            # The URL carries the AUTH string: Secret Manager. Its version is written once
+            # (write-only), so a new instance (new host, new AUTH string) replaces it.
+            self.secrets["REDIS_URL"] = self._secret(
+                "REDIS_URL",
+                project=project,
+                runtime=runtime,
+                after=after,
+                value=self.cache.url,
+                versions=service_versions,
+                replace_when_changed=[self.cache.instance],
+            )
+            self._service_only_secrets.add("REDIS_URL")
+            # The server CA's certificate is public: a plain variable, and a new revision
+            # whenever it changes.
+            service_env["REDIS_CA_CERT"] = self.cache.ca_cert
+        self.uploads: UploadsBucket | None = None
+        if uploads is not None:
+            self.uploads = UploadsBucket(
+                self,
+                "uploads",
+                project=project,
+                region=region,
+                name=name,
+                runtime=self.service_account,
+                options=uploads,
+                depends_on=after,
+            )
+            service_grants += self.uploads.grants
+            service_env.update(self.uploads.environment)
+        return service_env, service_versions, service_grants
+
     def _secret(
         self,
         env_name: str,
@@ -505,6 +604,7 @@ class CloudRunService(Construct):
         after: Sequence[TerraformResource],
         value: str | None,
         versions: list[TerraformResource],
+        replace_when_changed: Sequence[TerraformResource] = (),
     ) -> SecretManagerSecret:
         """A secret the runtime identity (only) may read; with a generated value, its first
         version, written through the write-only attribute so the secret's state holds no copy."""
@@ -534,6 +634,13 @@ class CloudRunService(Construct):
                     secret=secret.id,
                     secret_data_wo=value,
                     secret_data_wo_version=1,
+                    lifecycle=(
+                        TerraformResourceLifecycle(
+                            replace_triggered_by=[_address(r) for r in replace_when_changed]
+                        )
+                        if replace_when_changed
+                        else None
+                    ),
                 )
             )
         return secret
@@ -550,7 +657,7 @@ class CloudRunService(Construct):
     def _job_env(self, plain: Mapping[str, str]) -> list[run_job.CloudRunV2JobTemplateTemplateContainersEnv]:
         return _env(
             plain,
-            self.secrets,
+            {k: v for k, v in self.secrets.items() if k not in self._service_only_secrets},
             env=run_job.CloudRunV2JobTemplateTemplateContainersEnv,
             source=run_job.CloudRunV2JobTemplateTemplateContainersEnvValueSource,
             ref=run_job.CloudRunV2JobTemplateTemplateContainersEnvValueSourceSecretKeyRef,
@@ -579,9 +686,23 @@ def _cloudsql_volume(connection_name: str, *, volume: Any, instance: Any) -> Any
     return volume(name="cloudsql", cloud_sql_instance=instance(instances=[connection_name]))
 
 
-def _bucket_name(project: str, name: str, suffix: str) -> str:
-    """A globally unique bucket name (project ids are unique), at most 63 characters."""
-    return f"{project}-{name}"[: 62 - len(suffix)].rstrip("-") + f"-{suffix}"
+def _address(resource: TerraformResource) -> str:
+    """``type.name``, bare: replace_triggered_by takes no ``${...}``, which is what cdktf writes
+    for a resource given there (hashicorp/terraform-cdk#3196, #3546)."""
+    return f"{resource.terraform_resource_type}.{resource.friendly_unique_id}"
+
+
+def _direct_vpc_egress(network: EgressNetwork) -> run.CloudRunV2ServiceTemplateVpcAccess:
+    """Direct VPC egress: instances take addresses in the subnet; only private ranges (the
+    cache) go through the VPC, the rest of the traffic leaves as before."""
+    return run.CloudRunV2ServiceTemplateVpcAccess(
+        egress="PRIVATE_RANGES_ONLY",
+        network_interfaces=[
+            run.CloudRunV2ServiceTemplateVpcAccessNetworkInterfaces(
+                network=network.network_name, subnetwork=network.subnetwork_name
+            )
+        ],
+    )
 
 
 def _account_id(name: str, suffix: str) -> str:

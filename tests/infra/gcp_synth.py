@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 # prod with every optional part of the spec changed: private, remote state, other sizes,
-# one extra secret. Proves the values come from the spec and the optional parts switch.
+# one extra secret, the cache and the uploads bucket on (with a CORS origin). Proves the
+# values come from the spec and the optional parts switch.
 VARIANT = {
     "spec.public": "false",
     "spec.gcp.state_bucket": "my-state",
@@ -30,6 +31,9 @@ VARIANT = {
     "spec.compute.cpu": "2",
     "spec.compute.memory_mib": "2048",
     "spec.secrets": "[STRIPE_API_KEY]",
+    "spec.cache.enabled": "true",
+    "spec.storage.enabled": "true",
+    "spec.cors_origins": "[https://app.example.com]",
 }
 
 _REFERENCE = re.compile(r"\$\{([a-z0-9_]+)\.([A-Za-z0-9_-]+)(?:\.[^}]*)?\}")

@@ -262,7 +262,7 @@ def test_service_and_job_run_as_a_dedicated_identity(gcp_dev: SynthesizedGcp) ->
 def test_runtime_reads_each_of_its_secrets(gcp_dev: SynthesizedGcp, gcp_variant: SynthesizedGcp) -> None:
     for synth, env_names in (
         (gcp_dev, {"DATABASE_URL", "SECRET_KEY"}),
-        (gcp_variant, {"DATABASE_URL", "SECRET_KEY", "STRIPE_API_KEY"}),
+        (gcp_variant, {"DATABASE_URL", "SECRET_KEY", "STRIPE_API_KEY", "REDIS_URL"}),
     ):
         assert len(synth.resources(SECRET)) == len(env_names)
         assert len(synth.resources(SECRET_GRANT)) == len(env_names)
@@ -295,7 +295,13 @@ def test_runtime_is_a_cloud_sql_client_of_its_own_instance_only(gcp_dev: Synthes
 
 
 def test_runtime_has_no_other_grant(gcp_dev: SynthesizedGcp, gcp_variant: SynthesizedGcp) -> None:
-    for synth in (gcp_dev, gcp_variant):
+    # With uploads on (the variant): its objects (on the bucket) and signing as itself
+    # (on itself); test_gcp_cache_storage.py checks where those grants sit.
+    uploads = [
+        ("google_service_account_iam_member", "roles/iam.serviceAccountTokenCreator"),
+        ("google_storage_bucket_iam_member", "roles/storage.objectUser"),
+    ]
+    for synth, extra in ((gcp_dev, []), (gcp_variant, uploads)):
         runtime = member(synth, "run")
         grants = sorted(
             (address.split(".")[0], props["role"])
@@ -303,7 +309,9 @@ def test_runtime_has_no_other_grant(gcp_dev: SynthesizedGcp, gcp_variant: Synthe
             if "_iam_" in address and runtime in (props.get("member"), *props.get("members", []))
         )
         secrets = len(synth.resources(SECRET))
-        assert grants == [(PROJECT_GRANT, "roles/cloudsql.client")] + [(SECRET_GRANT, ACCESSOR)] * secrets
+        assert grants == sorted(
+            [(PROJECT_GRANT, "roles/cloudsql.client"), *[(SECRET_GRANT, ACCESSOR)] * secrets, *extra]
+        )
 
 
 def test_grants_are_additive_and_never_basic_roles(gcp_dev: SynthesizedGcp) -> None:
@@ -567,7 +575,7 @@ def test_secrets_have_write_only_first_versions(gcp_dev: SynthesizedGcp) -> None
 def test_an_extra_secret_gets_a_grant_but_no_value(gcp_variant: SynthesizedGcp) -> None:
     stripe = secret_address(gcp_variant, "STRIPE_API_KEY")
     assert not [p for p in gcp_variant.resources(VERSION).values() if p["secret"] == ref(stripe, "id")]
-    assert len(gcp_variant.resources(VERSION)) == 2
+    assert len(gcp_variant.resources(VERSION)) == 3  # DATABASE_URL, SECRET_KEY, REDIS_URL
 
 
 def test_service_and_job_depend_on_the_secret_versions(gcp_dev: SynthesizedGcp) -> None:
@@ -590,7 +598,10 @@ def test_only_write_only_attributes_carry_secrets(
 def test_no_secret_value_in_the_json(
     gcp_dev: SynthesizedGcp, gcp_prod: SynthesizedGcp, gcp_variant: SynthesizedGcp
 ) -> None:
-    generated = re.compile(r"\$\{random_password\.[\w-]+\.result\}")
+    # Generated passwords, or (REDIS_URL) Memorystore's AUTH string.
+    generated = re.compile(
+        r"\$\{(random_password\.[\w-]+\.result|urlencode\(google_redis_instance\.[\w-]+\.auth_string\))\}"
+    )
     for synth in (gcp_dev, gcp_prod, gcp_variant):
         for key, value in walk([props for _, props in synth.all_resources()]):
             if re.search(r"password|secret_data|secret_key$", key, re.IGNORECASE) and not key.endswith(
