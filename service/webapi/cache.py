@@ -137,7 +137,10 @@ def connect(settings: Settings) -> Redis | RedisCluster:
         "retry": Retry(NoBackoff(), 0),
     }
     if settings.redis_ca_cert and url.startswith("rediss://"):
+        # Memorystore: a CA of the instance's own signs its certificate, so trusting only that CA
+        # identifies the server; its address is an IP, which the certificate need not name.
         options["ssl_ca_data"] = settings.redis_ca_cert
+        options["ssl_check_hostname"] = False
     if settings.redis_cluster_mode:
         return RedisCluster.from_url(url, **options)
     options["health_check_interval"] = 30

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     signing_service_account: str | None = None  # gcs: the account that signs URLs (Cloud Run's own)
     aws_region: str | None = None  # s3: set by Lambda
 
+    @model_validator(mode="after")
+    def _storage_needs_bucket(self) -> Settings:
+        if self.storage_backend in ("s3", "gcs") and not self.uploads_bucket:
+            raise SettingsError(f"UPLOADS_BUCKET is required when STORAGE_BACKEND is {self.storage_backend}")
+        return self
+
     # Read from the platform's own variables.
     aws_lambda_function_name: str | None = None
     k_service: str | None = None

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request
 from starlette.middleware.cors import CORSMiddleware
 
-from webapi.api import auth, health, items, users
+from webapi.api import attachments, auth, health, items, users
 from webapi.cache import Cache
 from webapi.config import Settings, get_settings
 from webapi.db import Database
@@ -17,6 +17,7 @@ from webapi.errors import install_exception_handlers
 from webapi.logs import configure_logging
 from webapi.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, UnhandledErrorMiddleware
 from webapi.schemas import Welcome
+from webapi.storage import build_storage, local_routes
 from webapi.throttle import LoginThrottle
 
 log = logging.getLogger("webapi")
@@ -31,6 +32,7 @@ async def startup(app: FastAPI) -> None:
         return
     settings: Settings = app.state.settings
     app.state.db = Database.from_settings(settings)
+    app.state.storage = build_storage(settings)
     app.state.cache = Cache.from_settings(settings)
     app.state.startup_count = getattr(app.state, "startup_count", 0) + 1
     log.info(
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(users.router)
     api.include_router(auth.router)
     api.include_router(items.router)
+    api.include_router(attachments.router_for(settings))
     app.include_router(api)
     app.include_router(health.router)
 
@@ -90,7 +93,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_exception_handlers(app)
     # add_middleware wraps: the last added is the outermost.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    # The local stand-in for the object store takes the upload itself: up to UPLOAD_MAX_BYTES
+    # plus the form around it (the cloud stores take uploads directly from the client).
+    upload_limits = (
+        {f"{API_PREFIX}{local_routes.UPLOAD_PATH}": settings.upload_max_bytes + 64 * 1024}
+        if settings.storage_backend == "local"
+        else {}
+    )
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes, path_limits=upload_limits
+    )
     app.add_middleware(UnhandledErrorMiddleware)
     if settings.cors_origins:
         app.add_middleware(

@@ -10,6 +10,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -127,17 +128,20 @@ class BodySizeLimitMiddleware:
     """Refuse request bodies over ``max_bytes`` with 413: at once when Content-Length
     says so, or as soon as a streamed body goes past the limit."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, path_limits: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = dict(path_limits or {})  # other limits for exact paths (uploads)
 
-    def _too_large(self) -> HTTPException:
-        return HTTPException(413, f"Request body exceeds {self.max_bytes} bytes")
+    @staticmethod
+    def _too_large(limit: int) -> HTTPException:
+        return HTTPException(413, f"Request body exceeds {limit} bytes")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope["path"], self.max_bytes)
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
             if not declared.isdigit():
@@ -145,9 +149,9 @@ class BodySizeLimitMiddleware:
                     send, 400, {"detail": "Invalid Content-Length header", "request_id": current_request_id()}
                 )
                 return
-            if int(declared) > self.max_bytes:
+            if int(declared) > limit:
                 await send_json(
-                    send, 413, {"detail": self._too_large().detail, "request_id": current_request_id()}
+                    send, 413, {"detail": self._too_large(limit).detail, "request_id": current_request_id()}
                 )
                 return
         received = 0
@@ -157,10 +161,10 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     # FastAPI re-raises HTTPException from body reading, and its
                     # handler turns it into the JSON 413.
-                    raise self._too_large()
+                    raise self._too_large(limit)
             return message
 
         await self.app(scope, limited_receive, send)

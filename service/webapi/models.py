@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, MetaData, String, Text, func
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, MetaData, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -56,3 +56,26 @@ class Item(TimestampMixin, Base):
     owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     title: Mapped[str] = mapped_column(String(TITLE_MAX_LENGTH))
     description: Mapped[str | None] = mapped_column(Text)
+
+
+FILENAME_MAX_LENGTH = 255
+CONTENT_TYPE_MAX_LENGTH = 255
+OBJECT_KEY_MAX_LENGTH = 1024  # S3's and GCS's limit
+
+
+class Attachment(Base):
+    """A file attached to an item. The bytes live in object storage under ``object_key``,
+    which the server chooses; ``filename`` is the client's name, metadata only."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    item_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    object_key: Mapped[str] = mapped_column(String(OBJECT_KEY_MAX_LENGTH), unique=True)
+    filename: Mapped[str] = mapped_column(String(FILENAME_MAX_LENGTH))
+    content_type: Mapped[str] = mapped_column(String(CONTENT_TYPE_MAX_LENGTH))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from webapi.models import DESCRIPTION_MAX_LENGTH, EMAIL_MAX_LENGTH, NAME_MAX_LENGTH, TITLE_MAX_LENGTH
+from webapi.models import (
+    CONTENT_TYPE_MAX_LENGTH,
+    DESCRIPTION_MAX_LENGTH,
+    EMAIL_MAX_LENGTH,
+    FILENAME_MAX_LENGTH,
+    NAME_MAX_LENGTH,
+    TITLE_MAX_LENGTH,
+)
 
 MAX_PAGE = 100_000
 MAX_PER_PAGE = 100
@@ -125,3 +133,72 @@ class Welcome(BaseModel):
     message: str
     docs: str
     version: str
+
+
+# Attachments. The filename is metadata only (the object key is the server's), but it is
+# shown back in Content-Disposition: no path separators, no control characters.
+def _plain_filename(value: str) -> str:
+    if any(c in "/\\" or unicodedata.category(c) in ("Cc", "Cs") for c in value):
+        raise ValueError("must not contain path separators or control characters")
+    if value in (".", ".."):
+        raise ValueError("must be a file name")
+    return value
+
+
+# RFC 6838 section 4.2: type "/" subtype, restricted-name characters, no parameters.
+_RESTRICTED_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+\-]{0,126}"
+MEDIA_TYPE_PATTERN = rf"^{_RESTRICTED_NAME}/{_RESTRICTED_NAME}$"
+# The widest UPLOAD_MAX_BYTES allows (one S3 PUT/POST); each deployment states its own limit.
+UPLOAD_SIZE_CEILING = 5 * 1024**3
+
+Filename = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=FILENAME_MAX_LENGTH),
+    AfterValidator(_plain_filename),
+    Field(
+        json_schema_extra={"pattern": r"^(?!\.{1,2}$)[^/\\\x00-\x1f\x7f-\x9f\ud800-\udfff]+$"},
+        examples=["report.pdf"],
+    ),
+]
+MediaType = Annotated[
+    str,
+    StringConstraints(max_length=CONTENT_TYPE_MAX_LENGTH, pattern=MEDIA_TYPE_PATTERN),
+    Field(examples=["application/pdf"]),
+]
+
+
+class AttachmentCreate(RequestModel):
+    filename: Filename
+    content_type: MediaType
+    size: int = Field(
+        ge=1, le=UPLOAD_SIZE_CEILING, description="Exact size in bytes, at most UPLOAD_MAX_BYTES"
+    )
+
+
+class AttachmentPublic(ResponseModel):
+    id: uuid.UUID
+    item_id: uuid.UUID
+    filename: str
+    content_type: str
+    size: int
+    created_at: datetime
+
+
+class UploadInstructions(BaseModel):
+    """Send the file here: ``POST`` a multipart form with ``fields`` first and the file last
+    (as ``file``), or ``PUT`` the bytes with exactly ``headers``."""
+
+    method: Literal["POST", "PUT"]
+    url: str
+    fields: dict[str, str]
+    headers: dict[str, str]
+    expires_at: datetime
+
+
+class AttachmentUpload(AttachmentPublic):
+    upload: UploadInstructions
+
+
+class AttachmentDownload(AttachmentPublic):
+    download_url: str
+    expires_at: datetime

@@ -372,3 +372,16 @@ def test_no_cache_configured_means_no_client_and_no_redis_import() -> None:
     assert Cache.from_settings(Settings(_env_file=None)) is None  # type: ignore[call-arg]
     throttle = LoginThrottle(Settings(_env_file=None))  # type: ignore[call-arg]
     assert throttle.max_per_account == 5 and throttle.window_seconds == 900
+
+
+def test_a_private_ca_is_the_only_trust_for_tls() -> None:
+    """Memorystore: the instance's own CA (REDIS_CA_CERT) verifies the server, reached by IP."""
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    settings = Settings(redis_url="rediss://:auth@10.0.0.3:6378/0", redis_ca_cert=pem, _env_file=None)  # type: ignore[call-arg]
+    cache = Cache.from_settings(settings)
+    assert cache is not None
+    kwargs = cache.client.connection_pool.connection_kwargs
+    assert kwargs["ssl_ca_data"] == pem and kwargs["ssl_check_hostname"] is False
+    assert kwargs["socket_timeout"] == settings.redis_timeout_seconds
+    plain = Cache.from_settings(Settings(redis_url="rediss://:auth@cache.example:6379/0", _env_file=None))  # type: ignore[call-arg]
+    assert plain is not None and "ssl_ca_data" not in plain.client.connection_pool.connection_kwargs

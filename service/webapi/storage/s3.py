@@ -1,0 +1,89 @@
+"""Amazon S3: presigned POST for uploads (the policy pins key, type and exact size),
+presigned GET for downloads. Signing is local (SigV4), no network.
+
+boto3 ships with the Lambda runtime and is not bundled (see :mod:`webapi.aws_secrets`):
+it is imported here, only when STORAGE_BACKEND=s3.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+
+from webapi.storage.base import StorageError, UploadTicket, content_disposition
+
+
+def s3_client(region: str | None) -> Any:
+    import boto3  # noqa: PLC0415 - deferred: only the s3 backend needs it
+    from botocore.config import Config  # type: ignore[import-untyped]  # noqa: PLC0415
+
+    # SigV4 against the regional endpoint, in virtual-hosted style
+    # (https://<bucket>.s3.<region>.amazonaws.com): no redirect from the global endpoint.
+    return boto3.client(
+        "s3",
+        region_name=region,
+        endpoint_url=f"https://s3.{region}.amazonaws.com" if region else None,
+        config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}),
+    )
+
+
+class S3Storage:
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        expiry_seconds: int,
+        client: Any,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.bucket = bucket
+        self.expiry_seconds = expiry_seconds
+        self.client = client
+        self.clock = clock
+
+    def _expires_at(self) -> datetime:
+        return datetime.fromtimestamp(self.clock() + self.expiry_seconds, UTC)
+
+    async def presign_upload(self, *, key: str, content_type: str, size: int, filename: str) -> UploadTicket:
+        expires_at = self._expires_at()
+        post = self.client.generate_presigned_post(
+            Bucket=self.bucket,
+            Key=key,  # boto3 adds the {"bucket"} and {"key"} conditions itself
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", size, size]],
+            ExpiresIn=self.expiry_seconds,
+        )
+        return UploadTicket(
+            method="POST",
+            url=str(post["url"]),
+            fields={str(k): str(v) for k, v in post["fields"].items()},
+            expires_at=expires_at,
+        )
+
+    async def presign_download(self, *, key: str, filename: str, content_type: str) -> tuple[str, datetime]:
+        expires_at = self._expires_at()
+        url = self.client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ResponseContentDisposition": content_disposition(filename),
+                "ResponseContentType": content_type,
+            },
+            ExpiresIn=self.expiry_seconds,
+        )
+        return str(url), expires_at
+
+    async def delete(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]  # noqa: PLC0415
+
+        call = functools.partial(self.client.delete_object, Bucket=self.bucket, Key=key)
+        try:
+            await anyio.to_thread.run_sync(call)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"S3 DeleteObject failed: {type(exc).__name__}") from exc
