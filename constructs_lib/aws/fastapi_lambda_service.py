@@ -142,25 +142,7 @@ class FastApiLambdaService(Construct):
 
         # The cache and the bucket serve requests: only the API function gets them (and their
         # settings), the migration function stays as it is.
-        api_env = dict(env)
-        self.cache: ServerlessCache | None = None
-        if cache is not None:
-            self.cache = ServerlessCache(self, "Cache", vpc=self.vpc, subnets=subnets, options=cache)
-            api_env |= {
-                "REDIS_HOST": self.cache.endpoint_address,
-                "REDIS_PORT": self.cache.endpoint_port,
-                "REDIS_SECRET_ARN": self.cache.secret.secret_arn,
-            }
-        self.storage: UploadsBucket | None = None
-        if storage is not None:
-            self.storage = UploadsBucket(self, "Storage", options=storage)
-            api_env |= {
-                "STORAGE_BACKEND": "s3",
-                "UPLOADS_BUCKET": self.storage.bucket_name,
-                "UPLOADS_PREFIX": storage.prefix,
-                "UPLOAD_MAX_BYTES": str(int(storage.max_upload.to_bytes())),
-                "UPLOAD_URL_EXPIRY_SECONDS": str(int(storage.url_expiry.to_seconds())),
-            }
+        api_env = {**env, **self._backing_services(cache, storage, subnets=subnets, own_vpc=vpc is None)}
 
         # Mangum serves the app on Lambda: an ASGI server in the requirements (for a container)
         # would only add to the zip and the cold start.
@@ -258,6 +240,44 @@ class FastApiLambdaService(Construct):
                 invocation_type=triggers.InvocationType.REQUEST_RESPONSE,
                 execute_on_handler_change=True,
             )
+
+    def _backing_services(
+        self,
+        cache: CacheOptions | None,
+        storage: StorageOptions | None,
+        *,
+        subnets: ec2.SubnetSelection,
+        own_vpc: bool,
+    ) -> dict[str, str]:
+        """The optional cache and bucket; returns the API function's settings for them."""
+        env: dict[str, str] = {}
+        self.cache: ServerlessCache | None = None
+        if cache is not None:
+            self.cache = ServerlessCache(self, "Cache", vpc=self.vpc, subnets=subnets, options=cache)
+            env |= {
+                "REDIS_HOST": self.cache.endpoint_address,
+                "REDIS_PORT": self.cache.endpoint_port,
+                "REDIS_SECRET_ARN": self.cache.secret.secret_arn,
+            }
+        self.storage: UploadsBucket | None = None
+        self.s3_endpoint: ec2.GatewayVpcEndpoint | None = None
+        if storage is not None:
+            self.storage = UploadsBucket(self, "Storage", options=storage)
+            if own_vpc:
+                # Presigning needs no network, but deleting an attachment calls S3: from isolated
+                # subnets, through S3's gateway endpoint (free). A VPC passed in brings its own path.
+                self.s3_endpoint = self.vpc.add_gateway_endpoint(
+                    "S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[subnets]
+                )
+                self.storage.allow_through(self.s3_endpoint)
+            env |= {
+                "STORAGE_BACKEND": "s3",
+                "UPLOADS_BUCKET": self.storage.bucket_name,
+                "UPLOADS_PREFIX": storage.prefix,
+                "UPLOAD_MAX_BYTES": str(int(storage.max_upload.to_bytes())),
+                "UPLOAD_URL_EXPIRY_SECONDS": str(int(storage.url_expiry.to_seconds())),
+            }
+        return env
 
     def _grant_runtime_access(self, function: lambda_.Function) -> None:
         self.database.secret.grant_read(function)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aws_cdk import Duration, RemovalPolicy, Size
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -115,6 +116,17 @@ class UploadsBucket(Construct):
     @property
     def bucket_name(self) -> str:
         return self.bucket.bucket_name
+
+    def allow_through(self, endpoint: ec2.GatewayVpcEndpoint) -> None:
+        """Let the VPC's S3 gateway endpoint carry the object actions on this bucket's prefix, and
+        nothing else (its default policy would reach any bucket)."""
+        endpoint.add_to_policy(
+            iam.PolicyStatement(
+                principals=[iam.AnyPrincipal()],
+                actions=list(OBJECT_ACTIONS),
+                resources=[self.bucket.arn_for_objects(self.options.object_pattern)],
+            )
+        )
 
     def grant_objects(self, grantee: iam.IGrantable) -> iam.Grant:
         """Put/Get/Delete on ``<bucket>/<prefix>*`` only: no listing, no other keys, no bucket settings."""

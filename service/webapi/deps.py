@@ -20,6 +20,7 @@ from webapi.schemas import MAX_PAGE, MAX_PER_PAGE
 from webapi.security import InvalidTokenError, decode_access_token
 from webapi.services import items as items_service
 from webapi.services import users as users_service
+from webapi.storage import Storage
 
 # Relative, so Swagger UI posts to the right URL behind an API Gateway stage prefix.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="api/v1/auth/token", auto_error=False)
@@ -61,6 +62,15 @@ async def get_cache(request: Request) -> Cache | None:
 
 
 CacheDep = Annotated[Cache | None, Depends(get_cache)]
+
+
+async def get_optional_storage(request: Request) -> Storage | None:
+    """The attachment store, or None when attachments are off."""
+    storage: Storage | None = getattr(request.app.state, "storage", None)
+    return storage
+
+
+OptionalStorageDep = Annotated[Storage | None, Depends(get_optional_storage)]
 
 
 async def get_current_user(

@@ -312,3 +312,28 @@ def test_no_principal_may_touch_the_whole_bucket(aws_prod: SynthesizedAws, kind:
                     continue
                 assert "s3:*" not in as_list(statement["Action"])
                 assert not [r for r in as_list(statement.get("Resource", [])) if r in whole_bucket]
+
+
+def test_s3_is_reachable_from_the_isolated_subnets_for_this_bucket_only(
+    aws_prod: SynthesizedAws, aws_dev: SynthesizedAws
+) -> None:
+    """DeleteObject goes through S3's gateway endpoint; its policy admits the prefix's objects only."""
+    endpoints = [
+        props["Properties"]
+        for props in aws_prod.json["Resources"].values()
+        if props["Type"] == "AWS::EC2::VPCEndpoint"
+        and props["Properties"].get("VpcEndpointType") != "Interface"
+    ]
+    assert len(endpoints) == 1
+    endpoint = endpoints[0]
+    assert "s3" in json.dumps(endpoint["ServiceName"])
+    assert len(endpoint["RouteTableIds"]) >= 2  # every isolated subnet's route table
+    (statement,) = endpoint["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow" and statement["Principal"] == {"AWS": "*"}
+    assert sorted(statement["Action"]) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+    assert "/uploads/*" in json.dumps(statement["Resource"])
+    assert not [
+        p
+        for p in aws_dev.json["Resources"].values()
+        if p["Type"] == "AWS::EC2::VPCEndpoint" and p["Properties"].get("VpcEndpointType") != "Interface"
+    ]

@@ -280,16 +280,45 @@ async def test_delete_removes_row_and_object(
     assert "Attachment not found" in assert_json_error(await client.delete(url, headers=user.headers), 404)
 
 
-async def test_deleting_the_item_deletes_its_attachment_rows(
-    client: httpx.AsyncClient, user: SignedUp, connection: AsyncConnection
+async def test_deleting_the_item_deletes_its_attachment_rows_and_objects(
+    client: httpx.AsyncClient, user: SignedUp, connection: AsyncConnection, storage_dir: Path
 ) -> None:
-    item_id = await new_item(client, user)
-    await request_upload(client, user, item_id)
+    item_id, other_item = await new_item(client, user), await new_item(client, user)
+    keys = []
+    for item in (item_id, item_id, other_item):
+        body = (await request_upload(client, user, item)).json()
+        assert (await send_form(client, body["upload"])).status_code == 204
+        keys.append(body["upload"]["fields"]["key"])
     assert (await client.delete(f"{API}/items/{item_id}", headers=user.headers)).status_code == 204
     count = await connection.scalar(
         text("SELECT count(*) FROM attachments WHERE item_id = :id"), {"id": item_id}
     )
     assert count == 0
+    assert [(storage_dir / key).exists() for key in keys] == [False, False, True]  # the other item's stays
+
+
+async def test_deleting_the_account_deletes_its_objects(
+    client: httpx.AsyncClient, user_factory: SignUp, storage_dir: Path
+) -> None:
+    owner, other = await user_factory(), await user_factory()
+    keys = {}
+    for who in (owner, other):
+        body = (await request_upload(client, who, await new_item(client, who))).json()
+        assert (await send_form(client, body["upload"])).status_code == 204
+        keys[who.id] = body["upload"]["fields"]["key"]
+    assert (await client.delete(f"{API}/users/{owner.id}", headers=owner.headers)).status_code == 204
+    assert not (storage_dir / keys[owner.id]).exists()
+    assert (storage_dir / keys[other.id]).exists()
+
+
+async def test_an_object_that_cannot_be_deleted_does_not_fail_the_delete(
+    app: FastAPI, client: httpx.AsyncClient, user: SignedUp, caplog: pytest.LogCaptureFixture
+) -> None:
+    item_id = await new_item(client, user)
+    await request_upload(client, user, item_id)
+    app.state.storage = StorageDown()
+    assert (await client.delete(f"{API}/items/{item_id}", headers=user.headers)).status_code == 204
+    assert "attachment object not deleted" in caplog.text
 
 
 class StorageDown:

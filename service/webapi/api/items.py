@@ -5,8 +5,9 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from webapi.api.responses import errors
-from webapi.deps import CurrentUser, OwnedItem, PaginationDep, SessionDep
+from webapi.deps import CurrentUser, OptionalStorageDep, OwnedItem, PaginationDep, SessionDep
 from webapi.schemas import ItemCreate, ItemPublic, ItemUpdate, Page
+from webapi.services import attachments as attachments_service
 from webapi.services import items as items_service
 
 router = APIRouter(prefix="/items", tags=["items"])
@@ -63,6 +64,11 @@ async def update_item(
     summary="Delete one of your items",
     responses=errors(401, 404, 503),
 )
-async def delete_item(item_id: uuid.UUID, item: OwnedItem, session: SessionDep) -> Response:
-    await items_service.delete_item(session=session, item=item)
+async def delete_item(
+    item_id: uuid.UUID, item: OwnedItem, session: SessionDep, storage: OptionalStorageDep
+) -> Response:
+    keys = await attachments_service.object_keys(session=session, item_id=item.id) if storage else []
+    await items_service.delete_item(session=session, item=item)  # attachment rows cascade
+    if storage and keys:
+        await attachments_service.delete_objects(storage=storage, keys=keys)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

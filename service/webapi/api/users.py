@@ -7,8 +7,9 @@ from starlette.convertors import StringConvertor, register_url_convertor
 
 from webapi import user_cache
 from webapi.api.responses import errors
-from webapi.deps import CacheDep, CurrentUser, PaginationDep, SessionDep, SettingsDep
+from webapi.deps import CacheDep, CurrentUser, OptionalStorageDep, PaginationDep, SessionDep, SettingsDep
 from webapi.schemas import Page, UserCreate, UserPublic
+from webapi.services import attachments as attachments_service
 from webapi.services import users as users_service
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -74,10 +75,13 @@ async def read_user(user_id: uuid.UUID, session: SessionDep, _user: CurrentUser)
     responses=errors(401, 403, 503),
 )
 async def delete_user(
-    user_id: uuid.UUID, session: SessionDep, user: CurrentUser, cache: CacheDep
+    user_id: uuid.UUID, session: SessionDep, user: CurrentUser, cache: CacheDep, storage: OptionalStorageDep
 ) -> Response:
     if user_id != user.id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "You can only delete your own account")
-    await users_service.delete_user(session=session, user=user)
+    keys = await attachments_service.object_keys(session=session, owner_id=user.id) if storage else []
+    await users_service.delete_user(session=session, user=user)  # items and attachment rows cascade
     await user_cache.forget(cache, user.id)
+    if storage and keys:
+        await attachments_service.delete_objects(storage=storage, keys=keys)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

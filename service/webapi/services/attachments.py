@@ -99,3 +99,36 @@ async def delete_attachment(*, session: AsyncSession, storage: Storage, attachme
         await storage.delete(key)
     except StorageError:
         log.warning("attachment object not deleted", extra={"object_key": key}, exc_info=True)
+
+
+# Deleting objects in parallel, a few at a time: an account may own many.
+_DELETE_CONCURRENCY = 8
+
+
+async def object_keys(
+    *, session: AsyncSession, item_id: uuid.UUID | None = None, owner_id: uuid.UUID | None = None
+) -> list[str]:
+    """Keys of the attachments of an item or of an owner, read before the rows cascade away."""
+    query = select(Attachment.object_key)
+    if item_id is not None:
+        query = query.where(Attachment.item_id == item_id)
+    if owner_id is not None:
+        query = query.where(Attachment.owner_id == owner_id)
+    return list(await session.scalars(query))
+
+
+async def delete_objects(*, storage: Storage, keys: list[str]) -> int:
+    """Best effort, after the rows are gone: an object that cannot be deleted is logged (and
+    unreachable: nothing hands out URLs for it any more). Returns how many were deleted."""
+    limit = asyncio.Semaphore(_DELETE_CONCURRENCY)
+
+    async def one(key: str) -> bool:
+        async with limit:
+            try:
+                await storage.delete(key)
+            except StorageError:
+                log.warning("attachment object not deleted", extra={"object_key": key}, exc_info=True)
+                return False
+            return True
+
+    return sum(await asyncio.gather(*(one(key) for key in keys)))

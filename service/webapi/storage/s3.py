@@ -28,7 +28,14 @@ def s3_client(region: str | None) -> Any:
         "s3",
         region_name=region,
         endpoint_url=f"https://s3.{region}.amazonaws.com" if region else None,
-        config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}),
+        # Presigning is local; only DeleteObject calls S3, and a slow S3 must not hold a request.
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "virtual"},
+            connect_timeout=2,
+            read_timeout=5,
+            retries={"max_attempts": 2, "mode": "standard"},
+        ),
     )
 
 
