@@ -11,6 +11,7 @@ start nor the request path pays for it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from webapi.config import Settings
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.cluster import RedisCluster
+    from redis.commands.core import AsyncScript
 
 log = logging.getLogger("webapi.cache")
 T = TypeVar("T")
@@ -40,27 +42,45 @@ return {tonumber(n), redis.call('TTL', KEYS[1])}
 
 
 class Cache:
-    """A Redis client with a short fuse. ``clock`` is injectable for tests."""
+    """A Redis client with a short fuse. ``clock`` is injectable for tests.
+
+    The client (and with it the ``redis`` import, 0.1-0.4 s) is made on first use, by the
+    first request that needs the cache: a cold start that serves /health never pays for it.
+    """
 
     def __init__(
         self,
-        client: Redis | RedisCluster,
+        client: Redis | RedisCluster | Callable[[], Redis | RedisCluster],
         *,
         cooldown_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.client = client
+        self._factory = client if callable(client) and not hasattr(client, "register_script") else None
+        self._client: Redis | RedisCluster | None = None if self._factory else client  # type: ignore[assignment]
         self.cooldown_seconds = cooldown_seconds
         self._clock = clock
         self._skip_until = 0.0
-        self._increment = client.register_script(_INCREMENT)
-        self._peek = client.register_script(_PEEK)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Cache | None:
         if settings.redis_url is None:
             return None
-        return cls(connect(settings))
+        return cls(lambda: connect(settings))
+
+    @property
+    def client(self) -> Redis | RedisCluster:
+        if self._client is None:
+            assert self._factory is not None
+            self._client = self._factory()
+        return self._client
+
+    @functools.cached_property
+    def _increment(self) -> AsyncScript:
+        return self.client.register_script(_INCREMENT)
+
+    @functools.cached_property
+    def _peek(self) -> AsyncScript:
+        return self.client.register_script(_PEEK)
 
     @property
     def available(self) -> bool:
@@ -104,6 +124,8 @@ class Cache:
         return bool(await self._call("ping", self.client.ping))
 
     async def close(self) -> None:
+        if self._client is None:
+            return  # never used: nothing to close
         try:
             await self.client.aclose()
         except Exception:

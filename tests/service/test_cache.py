@@ -4,6 +4,9 @@ read-through user cache, and what happens when the cache goes away and comes bac
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -17,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
 from devtools.localredis import LocalRedis
+from tests.conftest import ROOT
 from tests.service.conftest import API, SignedUp, make_settings
 from webapi import aws_secrets, user_cache
 from webapi.cache import Cache
@@ -27,6 +31,7 @@ from webapi.throttle import LocalWindows, LoginThrottle
 
 PASSWORD = "correct horse battery"
 REDIS_PASSWORD = "test-redis-password-0123456789"
+SERVICE_DIR = ROOT / "service"
 
 
 @pytest.fixture(scope="module")
@@ -385,3 +390,33 @@ def test_a_private_ca_is_the_only_trust_for_tls() -> None:
     assert kwargs["socket_timeout"] == settings.redis_timeout_seconds
     plain = Cache.from_settings(Settings(redis_url="rediss://:auth@cache.example:6379/0", _env_file=None))  # type: ignore[call-arg]
     assert plain is not None and "ssl_ca_data" not in plain.client.connection_pool.connection_kwargs
+
+
+def test_the_cache_and_s3_clients_are_made_on_first_use_not_at_startup() -> None:
+    """A cold start that serves /health imports neither redis nor botocore, even with both
+    configured: they load with the first request that needs them."""
+    script = """
+import asyncio, json, sys
+from webapi.config import Settings
+from webapi.main import create_app, startup
+settings = Settings(redis_url="redis://127.0.0.1:1/0", storage_backend="s3", uploads_bucket="b",
+                    aws_region="eu-west-1", database_url="postgresql://u:p@127.0.0.1:1/db", _env_file=None)
+app = create_app(settings)
+asyncio.run(startup(app))
+before = {name: name in sys.modules for name in ("redis", "botocore", "boto3")}
+app.state.storage.client  # first use
+print(json.dumps({"before": before, "after_s3": "botocore" in sys.modules,
+                  "redis_after_s3": "redis" in sys.modules}))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=SERVICE_DIR,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(SERVICE_DIR)},
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["before"] == {"redis": False, "botocore": False, "boto3": False}
+    assert seen["after_s3"] and not seen["redis_after_s3"]

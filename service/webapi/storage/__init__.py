@@ -8,7 +8,7 @@ from webapi.config import Settings, SettingsError
 from webapi.storage.base import Storage, StorageError, UploadTicket, content_disposition
 from webapi.storage.gcs import GcsStorage, IamSigner, MetadataTokenSource
 from webapi.storage.local import LocalStorage
-from webapi.storage.s3 import S3Storage, s3_client
+from webapi.storage.s3 import S3Storage
 
 __all__ = ["Storage", "StorageError", "UploadTicket", "build_storage", "content_disposition"]
 
@@ -31,7 +31,7 @@ def build_storage(settings: Settings) -> Storage | None:
         return S3Storage(
             bucket=bucket,
             expiry_seconds=settings.upload_url_expiry_seconds,
-            client=s3_client(settings.aws_region),
+            region=settings.aws_region,  # the client is made on first use
         )
     tokens = MetadataTokenSource()
     return GcsStorage(

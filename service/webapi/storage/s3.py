@@ -45,13 +45,23 @@ class S3Storage:
         *,
         bucket: str,
         expiry_seconds: int,
-        client: Any,
+        client: Any = None,
+        region: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.bucket = bucket
         self.expiry_seconds = expiry_seconds
-        self.client = client
+        self._client = client
+        self.region = region
         self.clock = clock
+
+    @property
+    def client(self) -> Any:
+        """Made on first use: creating an S3 client loads botocore's S3 model (tens of ms), which a
+        cold start that never touches attachments should not pay."""
+        if self._client is None:
+            self._client = s3_client(self.region)
+        return self._client
 
     def _expires_at(self) -> datetime:
         return datetime.fromtimestamp(self.clock() + self.expiry_seconds, UTC)
