@@ -25,6 +25,11 @@ def test_gcp_prod_stack(gcp_prod: SynthesizedGcp, snapshot_json: SnapshotAsserti
     assert normalise_terraform(gcp_prod.json) == snapshot_json
 
 
+def test_gcp_variant_stack(gcp_variant: SynthesizedGcp, snapshot_json: SnapshotAssertion) -> None:
+    """prod with every optional part on, the cache and the uploads bucket included."""
+    assert normalise_terraform(gcp_variant.json) == snapshot_json
+
+
 def test_normalising_hides_the_image_tag_and_provider_versions_only() -> None:
     image = "europe-west1-docker.pkg.dev/p/svc/api:"
     config = {
