@@ -429,40 +429,33 @@ def test_uploads_options_reject_invalid_input(options: dict[str, Any], message: 
         UploadsOptions(**options)
 
 
-def test_a_cache_needs_a_network() -> None:
-    from constructs_lib.gcp.cache import CacheOptions
+def _service(stack_name: str, **options: Any) -> None:
+    """A CloudRunService in a stack of its own, with the given optional parts."""
     from constructs_lib.gcp.cloud_run_service import CloudRunService
 
-    stack = cdktf.TerraformStack(cdktf.Testing.app(), "no-network")
+    stack = cdktf.TerraformStack(cdktf.Testing.app(), stack_name)
+    CloudRunService(
+        stack,
+        "service",
+        project=PROJECT,
+        region=REGION,
+        name="svc-test",
+        source_dir=SERVICE_DIR,
+        build_context="service",
+        **options,
+    )
+
+
+def test_a_cache_needs_a_network() -> None:
+    from constructs_lib.gcp.cache import CacheOptions
+
     with pytest.raises(ValueError, match="cache needs network"):
-        CloudRunService(
-            stack,
-            "service",
-            project=PROJECT,
-            region=REGION,
-            name="svc-test",
-            source_dir=SERVICE_DIR,
-            build_context="service",
-            cache=CacheOptions(),
-        )
+        _service("no-network", cache=CacheOptions())
 
 
 def test_redis_url_is_not_also_an_extra_secret() -> None:
     from constructs_lib.gcp.cache import CacheOptions
-    from constructs_lib.gcp.cloud_run_service import CloudRunService
     from constructs_lib.gcp.network import NetworkOptions
 
-    stack = cdktf.TerraformStack(cdktf.Testing.app(), "clash")
     with pytest.raises(ValueError, match="extra_secrets: REDIS_URL comes from the cache"):
-        CloudRunService(
-            stack,
-            "service",
-            project=PROJECT,
-            region=REGION,
-            name="svc-test",
-            source_dir=SERVICE_DIR,
-            build_context="service",
-            network=NetworkOptions(),
-            cache=CacheOptions(),
-            extra_secrets=["REDIS_URL"],
-        )
+        _service("clash", network=NetworkOptions(), cache=CacheOptions(), extra_secrets=["REDIS_URL"])
