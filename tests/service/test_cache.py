@@ -420,3 +420,23 @@ print(json.dumps({"before": before, "after_s3": "botocore" in sys.modules,
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen["before"] == {"redis": False, "botocore": False, "boto3": False}
     assert seen["after_s3"] and not seen["redis_after_s3"]
+
+
+async def test_behind_cloud_run_the_address_the_front_end_appended_is_throttled(
+    redis: Redis, cache_url: str, instances: Instances
+) -> None:
+    """A client cannot dodge the per-address limit by sending its own X-Forwarded-For."""
+    attacker = instances.client(instances.new(cache_url, k_service="api"), address="169.254.1.1")
+    for n in range(6):
+        spoofed = {"X-Forwarded-For": f"10.0.0.{n}, 198.51.100.23"}  # ", <what the GFE saw>"
+        response = await attacker.post(
+            f"{API}/auth/token", data={"username": f"v{n}@example.com", "password": "x"}, headers=spoofed
+        )
+        assert response.status_code == 401
+    assert "login:fail:client:198.51.100.23" in {k.decode() for k in await redis.keys("login:fail:client:*")}
+    blocked = await attacker.post(
+        f"{API}/auth/token",
+        data={"username": "v9@example.com", "password": "x"},
+        headers={"X-Forwarded-For": "10.9.9.9, 198.51.100.23"},
+    )
+    assert_throttled(blocked)

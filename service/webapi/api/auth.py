@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from webapi.api.responses import errors
+from webapi.config import Platform, Settings
 from webapi.deps import CacheDep, SessionDep, SettingsDep, unauthorized
 from webapi.schemas import Token
 from webapi.security import create_access_token
@@ -13,6 +14,19 @@ from webapi.services import users as users_service
 from webapi.throttle import LoginThrottle, Throttled
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+def client_address(request: Request, settings: Settings) -> str | None:
+    """The address to throttle by. On Cloud Run the Google front end appends the address it saw
+    to X-Forwarded-For, after whatever the client sent: the last entry is the one to trust (the
+    first, which uvicorn reports as the client, is the client's own say). On Lambda, API Gateway's
+    sourceIp arrives as the ASGI client; locally, the socket's peer."""
+    if settings.platform is Platform.CLOUD_RUN:
+        forwarded = request.headers.get("x-forwarded-for", "")
+        last = forwarded.rsplit(",", 1)[-1].strip()
+        if last:
+            return last[:64]
+    return request.client.host if request.client else None
 
 
 @router.post(
@@ -32,7 +46,7 @@ async def login(
         # No email holds a NUL (PostgreSQL text cannot), nor can a query parameter carry one.
         raise unauthorized("Incorrect email or password")
     throttle: LoginThrottle = request.app.state.login_throttle
-    client = request.client.host if request.client else None
+    client = client_address(request, settings)
     try:
         # Before the password is checked: a locked account stays locked for the right one too.
         await throttle.check(cache, email=form.username, client=client)
