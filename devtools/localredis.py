@@ -19,6 +19,25 @@ from pathlib import Path
 from devtools.localdb import free_port
 
 CLUSTER_SLOTS = 16384
+CLUSTER_BUS_OFFSET = 10000  # a cluster node also listens on port + 10000 (Redis 6)
+
+
+def cluster_port() -> int:
+    """A free port whose cluster-bus port (+10000) is a valid port and free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + CLUSTER_BUS_OFFSET <= 65535 and _free(port + CLUSTER_BUS_OFFSET):
+            return port
+    raise RuntimeError("no free port pair for a one-node cluster")
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def redis_server_binary() -> Path:
@@ -58,7 +77,7 @@ def _command(port: int, *args: str, password: str | None = None, timeout: float 
 
 @dataclass
 class LocalRedis:
-    port: int = field(default_factory=free_port)
+    port: int = 0  # 0: a free one
     password: str | None = None
     cluster: bool = False
     process: subprocess.Popen[bytes] | None = None
@@ -69,6 +88,14 @@ class LocalRedis:
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
+    def __post_init__(self) -> None:
+        if not self.port:
+            self.port = cluster_port() if self.cluster else free_port()
+
+    @property
+    def log_file(self) -> Path:
+        return self._workdir / "redis.log"
+
     def start(self, timeout: float = 10.0) -> LocalRedis:
         args = [
             str(redis_server_binary()),
@@ -77,19 +104,20 @@ class LocalRedis:
             "--save", "",
             "--appendonly", "no",
             "--dir", str(self._workdir),
-            "--loglevel", "warning",
+            "--loglevel", "notice",
+            "--logfile", str(self.log_file),
         ]  # fmt: skip
         if self.password:
             args += ["--requirepass", self.password]
         if self.cluster:
             (self._workdir / "nodes.conf").unlink(missing_ok=True)
             args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
-                err = self.process.stderr.read().decode() if self.process.stderr else ""
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}: {err}")
+                log = self.log_file.read_text()[-2000:] if self.log_file.exists() else "(no log)"
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}:\n{log}")
             try:
                 if b"PONG" in _command(self.port, "PING", password=self.password):
                     break
