@@ -90,11 +90,13 @@ class Cache:
     async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T | None:
         if not self.available:
             return None
-        from redis.exceptions import RedisError  # noqa: PLC0415 - imported with the client already
+        # Imported with the client already. RedisClusterException is not a RedisError: a cluster
+        # client that cannot reach any node raises it.
+        from redis.exceptions import RedisClusterException, RedisError  # noqa: PLC0415
 
         try:
             return await call()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             if self._skip_until == 0.0 or self._clock() >= self._skip_until + self.cooldown_seconds:
                 log.warning("cache unavailable", extra={"operation": operation, "error": type(exc).__name__})
             self._skip_until = self._clock() + self.cooldown_seconds

@@ -440,3 +440,17 @@ async def test_behind_cloud_run_the_address_the_front_end_appended_is_throttled(
         headers={"X-Forwarded-For": "10.9.9.9, 198.51.100.23"},
     )
     assert_throttled(blocked)
+
+
+async def test_an_unreachable_cache_in_either_mode_never_fails_a_request(instances: Instances) -> None:
+    """A cache that is down from the start (no server on the port), plain and cluster client:
+    the cluster client raises RedisClusterException, which is not a RedisError."""
+    for cluster in (False, True):
+        app = instances.new("redis://127.0.0.1:1/0", redis_cluster=cluster)
+        client = instances.client(app)
+        user = await sign_up(client)
+        assert (
+            await client.get(f"{API}/users/me", headers={"Authorization": f"Bearer {user.token}"})
+        ).status_code == 200
+        assert (await login(client, user.email, "wrong password")).status_code == 401
+        assert not app.state.cache.available
