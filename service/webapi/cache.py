@@ -34,6 +34,11 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return {n, redis.call('TTL', KEYS[1])}
 """
+_DECREMENT = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
+"""
 _PEEK = """
 local n = redis.call('GET', KEYS[1])
 if not n then return {0, 0} end
@@ -79,6 +84,10 @@ class Cache:
         return self.client.register_script(_INCREMENT)
 
     @functools.cached_property
+    def _decrement(self) -> AsyncScript:
+        return self.client.register_script(_DECREMENT)
+
+    @functools.cached_property
     def _peek(self) -> AsyncScript:
         return self.client.register_script(_PEEK)
 
@@ -117,6 +126,10 @@ class Cache:
         """Count one more in ``key``'s fixed window: (count, seconds left), or None."""
         result = await self._call("increment", lambda: self._increment(keys=[key], args=[window_seconds]))
         return _pair(result)
+
+    async def decrement(self, key: str) -> bool:
+        """One less in ``key``'s window (never below 0, the window unchanged)."""
+        return await self._call("decrement", lambda: self._decrement(keys=[key])) is not None
 
     async def peek(self, key: str) -> tuple[int, int] | None:
         """(count, seconds left) of ``key``'s window, (0, 0) if none; None if unknown."""

@@ -3,6 +3,7 @@ read-through user cache, and what happens when the cache goes away and comes bac
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -26,7 +27,7 @@ from webapi import aws_secrets, user_cache
 from webapi.cache import Cache
 from webapi.config import Settings, SettingsError, resolve_settings
 from webapi.db import Database
-from webapi.main import create_app
+from webapi.main import create_app, shutdown, startup
 from webapi.throttle import LocalWindows, LoginThrottle
 
 PASSWORD = "correct horse battery"
@@ -155,7 +156,7 @@ async def test_failed_logins_lock_the_account_on_every_instance(
     assert any(k.startswith("login:fail:account:") for k in keys)
     assert "login:fail:client:203.0.113.7" in keys
     account_key = next(k for k in keys if k.startswith("login:fail:account:"))
-    assert int(await redis.get(account_key)) == 3
+    assert int(await redis.get(account_key)) == 5  # every attempt counts, the refused ones too
     assert 0 < await redis.ttl(account_key) <= 120
 
 
@@ -212,6 +213,42 @@ def test_local_windows_are_fixed_and_bounded() -> None:
         windows.increment(key, 60)
     assert windows.peek("b") == (0, 0)  # the oldest was dropped to stay at 3 keys
     assert windows.peek("e")[0] == 1
+    # The most recently counted stay: a busy window is not pushed out by fresh ones.
+    windows.increment("c", 60)
+    windows.increment("f", 60)
+    assert windows.peek("c")[0] == 2 and windows.peek("d") == (0, 0)
+    windows.decrement("c")
+    assert windows.peek("c")[0] == 1
+
+
+def test_ipv6_clients_are_counted_by_their_64() -> None:
+    keys = dict(LoginThrottle.keys("a@example.com", "2001:db8:1:2:aaaa::1"))
+    assert keys["client"] == "login:fail:client:2001:db8:1:2::/64"
+    assert dict(LoginThrottle.keys("a@example.com", "2001:db8:1:2:ffff::9"))["client"] == keys["client"]
+    assert dict(LoginThrottle.keys("a@example.com", "192.0.2.1"))["client"] == "login:fail:client:192.0.2.1"
+
+
+async def test_parallel_guesses_cannot_slip_past_the_limit(
+    redis: Redis, cache_url: str, database_url: str
+) -> None:
+    """Every attempt is counted before its password is checked: of 12 concurrent wrong guesses
+    with a limit of 3, exactly 3 get a password check. (The app's real pool: concurrent requests
+    need connections of their own; the user is deleted at the end.)"""
+    app = create_app(throttled_settings(database_url, cache_url))
+    await startup(app)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=("192.0.2.10", 1))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            user = await sign_up(client)
+            answers = await asyncio.gather(*(login(client, user.email, f"guess {n}") for n in range(12)))
+            codes = sorted(response.status_code for response in answers)
+            deleted = await client.delete(
+                f"{API}/users/{user.id}", headers={"Authorization": f"Bearer {user.token}"}
+            )
+            assert deleted.status_code == 204
+    finally:
+        await shutdown(app)
+    assert codes == [401] * 3 + [429] * 9
 
 
 # --- the user cache -------------------------------------------------------------------

@@ -49,7 +49,7 @@ async def login(
     client = client_address(request, settings)
     try:
         # Before the password is checked: a locked account stays locked for the right one too.
-        await throttle.check(cache, email=form.username, client=client)
+        await throttle.attempt(cache, email=form.username, client=client)
     except Throttled as exc:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
@@ -63,8 +63,7 @@ async def login(
         hash_concurrency=settings.password_hash_concurrency,
     )
     if user is None:
-        await throttle.failed(cache, email=form.username, client=client)
-        raise unauthorized("Incorrect email or password")
-    await throttle.succeeded(cache, email=form.username)
+        raise unauthorized("Incorrect email or password")  # the attempt is already counted
+    await throttle.succeeded(cache, email=form.username, client=client)
     token, expires_in = create_access_token(user.id, settings)
     return Token(access_token=token, expires_in=expires_in)
