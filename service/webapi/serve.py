@@ -7,10 +7,20 @@ lets in-flight requests finish (Cloud Run gives 10 s before SIGKILL).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import uvicorn
 
 from webapi.logs import configure_logging
+
+
+def forwarded_allow_ips(env: Mapping[str, str]) -> str:
+    """Whose X-Forwarded-For / -Proto to believe. On Cloud Run (K_SERVICE is set) only Google's
+    front end reaches the container, so any. Elsewhere only FORWARDED_ALLOW_IPS (your proxies),
+    by default uvicorn's 127.0.0.1: a client must not choose the address it is seen from."""
+    if "FORWARDED_ALLOW_IPS" in env:
+        return env["FORWARDED_ALLOW_IPS"]
+    return "*" if env.get("K_SERVICE") else "127.0.0.1"
 
 
 def main() -> None:
@@ -21,7 +31,7 @@ def main() -> None:
         host=os.environ.get("HOST", "0.0.0.0"),  # noqa: S104 - a container must listen on all interfaces
         port=int(os.environ.get("PORT", "8080")),
         proxy_headers=True,
-        forwarded_allow_ips="*",
+        forwarded_allow_ips=forwarded_allow_ips(os.environ),
         timeout_graceful_shutdown=8,
         log_config=None,
         server_header=False,

@@ -104,3 +104,11 @@ def test_the_image_command_serves_on_port_and_stops_gracefully_on_sigterm(databa
     assert "Application shutdown complete." in messages
     startup = next(entry for entry in lines if entry["message"] == "application startup")
     assert startup["platform"] == "cloud_run" and startup["environment"] == "prod"
+
+
+def test_forwarded_headers_are_believed_only_from_known_proxies() -> None:
+    from webapi.serve import forwarded_allow_ips
+
+    assert forwarded_allow_ips({"K_SERVICE": "api"}) == "*"  # Cloud Run: only its front end connects
+    assert forwarded_allow_ips({}) == "127.0.0.1"
+    assert forwarded_allow_ips({"FORWARDED_ALLOW_IPS": "10.0.0.0/8"}) == "10.0.0.0/8"
