@@ -115,8 +115,9 @@ class Cache:
         value = await self._call("get", lambda: self.client.get(key))
         return value.encode() if isinstance(value, str) else value
 
-    async def set(self, key: str, value: bytes | str, ttl_seconds: int) -> bool:
-        return bool(await self._call("set", lambda: self.client.set(key, value, ex=ttl_seconds)))
+    async def set(self, key: str, value: bytes | str, ttl_seconds: int, *, only_new: bool = False) -> bool:
+        """True if stored. ``only_new``: leave an existing value alone (SET NX)."""
+        return bool(await self._call("set", lambda: self.client.set(key, value, ex=ttl_seconds, nx=only_new)))
 
     async def delete(self, key: str) -> bool:
         """True when the key is gone (or never was); False when the cache could not be told."""

@@ -87,6 +87,8 @@ async def get_current_user(
         raise unauthorized("Invalid or expired token") from None
     use_cache = cache is not None and settings.user_cache_ttl_seconds > 0
     user = await user_cache.load(cache, user_id) if use_cache and cache else None
+    if isinstance(user, user_cache.Deleted):
+        raise unauthorized("Invalid or expired token")
     if user is None:
         user = await users_service.get_user(session=session, user_id=user_id)
         if use_cache and cache and user is not None and user.is_active:

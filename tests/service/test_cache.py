@@ -28,6 +28,7 @@ from webapi.cache import Cache
 from webapi.config import Settings, SettingsError, resolve_settings
 from webapi.db import Database
 from webapi.main import create_app, shutdown, startup
+from webapi.models import User
 from webapi.throttle import LocalWindows, LoginThrottle
 
 PASSWORD = "correct horse battery"
@@ -291,7 +292,28 @@ async def test_deleting_the_account_invalidates_its_entry(
     assert (await client.get(f"{API}/users/me", headers=headers)).status_code == 200
     assert await redis.exists(user_cache.key(uuid.UUID(user.id)))
     assert (await client.delete(f"{API}/users/{user.id}", headers=headers)).status_code == 204
-    assert not await redis.exists(user_cache.key(uuid.UUID(user.id)))
+    entry = user_cache.key(uuid.UUID(user.id))
+    assert await redis.get(entry) == user_cache.DELETED  # a tombstone, as long as an entry could live
+    assert 0 < await redis.ttl(entry) <= 60
+    assert (await client.get(f"{API}/users/me", headers=headers)).status_code == 401
+
+
+async def test_a_lookup_racing_the_deletion_cannot_put_the_user_back(
+    redis: Redis, cache_url: str, instances: Instances
+) -> None:
+    """A request that read the user from the database just before the account was deleted
+    stores it after the deletion's tombstone: SET NX leaves the tombstone in place."""
+    app = instances.new(cache_url)
+    client = instances.client(app)
+    user = await sign_up(client)
+    headers = {"Authorization": f"Bearer {user.token}"}
+    me = await client.get(f"{API}/users/me", headers=headers)
+    assert me.status_code == 200
+    cached = await user_cache.load(app.state.cache, uuid.UUID(user.id))
+    assert isinstance(cached, User)
+    assert (await client.delete(f"{API}/users/{user.id}", headers=headers)).status_code == 204
+    await user_cache.store(app.state.cache, cached, 60)  # the late writer
+    assert await redis.get(user_cache.key(uuid.UUID(user.id))) == user_cache.DELETED
     assert (await client.get(f"{API}/users/me", headers=headers)).status_code == 401
 
 

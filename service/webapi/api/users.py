@@ -75,13 +75,19 @@ async def read_user(user_id: uuid.UUID, session: SessionDep, _user: CurrentUser)
     responses=errors(401, 403, 503),
 )
 async def delete_user(
-    user_id: uuid.UUID, session: SessionDep, user: CurrentUser, cache: CacheDep, storage: OptionalStorageDep
+    *,
+    user_id: uuid.UUID,
+    session: SessionDep,
+    user: CurrentUser,
+    cache: CacheDep,
+    storage: OptionalStorageDep,
+    settings: SettingsDep,
 ) -> Response:
     if user_id != user.id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "You can only delete your own account")
     keys = await attachments_service.object_keys(session=session, owner_id=user.id) if storage else []
     await users_service.delete_user(session=session, user=user)  # items and attachment rows cascade
-    await user_cache.forget(cache, user.id)
+    await user_cache.forget(cache, user.id, settings.user_cache_ttl_seconds)
     if storage and keys:
         await attachments_service.delete_objects(storage=storage, keys=keys)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
