@@ -17,7 +17,7 @@ import secrets
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -132,6 +132,21 @@ class Settings(BaseSettings):
             if value.startswith("["):
                 return json.loads(value)
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _usable_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        """Checked at start: a malformed URL would otherwise fail only at the first cache call."""
+        if value is None:
+            return value
+        parts = urlsplit(value.get_secret_value())
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname or port == -1:
+            raise ValueError("REDIS_URL must look like redis[s]://[user:password@]host[:port][/db]")
         return value
 
     @field_validator("database_url", mode="before")

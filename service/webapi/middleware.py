@@ -141,7 +141,11 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.path_limits.get(scope["path"], self.max_bytes)
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]  # the limits name paths inside the app
+        limit = self.path_limits.get(path, self.max_bytes)
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
             if not declared.isdigit():

@@ -71,7 +71,7 @@ class Attachment(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     item_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
-    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     object_key: Mapped[str] = mapped_column(String(OBJECT_KEY_MAX_LENGTH), unique=True)
     filename: Mapped[str] = mapped_column(String(FILENAME_MAX_LENGTH))
     content_type: Mapped[str] = mapped_column(String(CONTENT_TYPE_MAX_LENGTH))

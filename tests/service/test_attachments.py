@@ -23,7 +23,7 @@ from webapi.config import Settings
 from webapi.db import Database
 from webapi.main import create_app
 from webapi.migrate import alembic_config, downgrade, upgrade
-from webapi.storage import StorageError, UploadTicket, build_storage
+from webapi.storage import StorageError, UploadTicket, build_storage, content_disposition
 from webapi.storage.local import LocalStorage
 
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 4
@@ -451,3 +451,29 @@ async def test_local_uploads_may_exceed_the_general_body_limit(
         assert_json_error(too_big, 413)
         other = await client.post(f"{API}/items", content=b"x" * 100_000, headers=user.headers)
         assert_json_error(other, 413)
+
+
+async def test_an_item_holds_a_bounded_number_of_attachments(
+    client: httpx.AsyncClient, user: SignedUp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from webapi.services import attachments as attachments_service
+
+    monkeypatch.setattr(attachments_service, "MAX_ATTACHMENTS_PER_ITEM", 2)
+    item_id = await new_item(client, user)
+    for _ in range(2):
+        assert (await request_upload(client, user, item_id)).status_code == 201
+    detail = assert_json_error(await request_upload(client, user, item_id), 409)
+    assert detail == "An item holds at most 2 attachments"
+    assert (await request_upload(client, user, await new_item(client, user))).status_code == 201
+
+
+def test_format_characters_never_reach_content_disposition() -> None:
+    """Right-to-left overrides would make "invoice<RLO>fdp.exe" look like "invoiceexe.pdf"."""
+    header = content_disposition("invoice\u202efdp.exe")
+    assert "\u202e" not in header and "%E2%80%AE" not in header
+    assert header == "attachment; filename=\"invoicefdp.exe\"; filename*=UTF-8''invoicefdp.exe"
+
+
+async def test_non_ascii_tokens_and_policies_are_refused_not_crashed(client: httpx.AsyncClient) -> None:
+    assert_json_error(await client.get(f"{API}/storage/local/%C3%A9.abc"), 403)
+    assert_json_error(await client.get(f"{API}/storage/local/abc.%C3%A9"), 403)

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from botocore.stub import Stubber
 from fastapi import FastAPI
+from pydantic import ValidationError
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
@@ -513,3 +514,11 @@ async def test_an_unreachable_cache_in_either_mode_never_fails_a_request(instanc
         ).status_code == 200
         assert (await login(client, user.email, "wrong password")).status_code == 401
         assert not app.state.cache.available
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://cache:63790x/0", "redis//10.0.0.3", "http://cache:6379", "rediss://:pw@/0"]
+)
+def test_a_malformed_redis_url_is_refused_at_start_naming_the_setting(url: str) -> None:
+    with pytest.raises(ValidationError, match="REDIS_URL must look like"):
+        Settings(redis_url=url, _env_file=None)  # type: ignore[call-arg]

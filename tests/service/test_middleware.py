@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import httpx
 import pytest
@@ -138,3 +139,38 @@ async def test_cors_from_settings(client: httpx.AsyncClient) -> None:
     simple = await client.get("/health", headers={"Origin": "https://app.example.com"})
     assert simple.headers["access-control-allow-origin"] == "https://app.example.com"
     assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
+
+
+async def test_path_limits_name_paths_inside_the_app_under_a_root_path() -> None:
+    """Behind an API Gateway stage the ASGI path carries the root_path (/dev/...): a per-path
+    limit still applies to the route it names."""
+    from webapi.middleware import BodySizeLimitMiddleware
+
+    reached: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["path"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    limited = BodySizeLimitMiddleware(app, max_bytes=1024, path_limits={"/upload": 10_000})
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"x" * 5000, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    for root, path in (("", "/upload"), ("/dev", "/dev/upload")):
+        scope = {"type": "http", "path": path, "root_path": root, "headers": [(b"content-length", b"5000")]}
+        await limited(scope, receive, send)
+    assert reached == ["/upload", "/dev/upload"]
+    other = {
+        "type": "http",
+        "path": "/dev/items",
+        "root_path": "/dev",
+        "headers": [(b"content-length", b"5000")],
+    }
+    await limited(other, receive, send)
+    assert sent[-2]["status"] == 413

@@ -86,6 +86,9 @@ async def create_attachment(
         # The limit is in the OpenAPI schema (see router_for): a 422 like any other bound.
         problem = {"type": "less_than_equal", "loc": ("body", "size"), "msg": str(exc), "input": data.size}
         raise RequestValidationError([problem]) from None
+    except attachments_service.TooManyAttachments:
+        limit = attachments_service.MAX_ATTACHMENTS_PER_ITEM
+        raise HTTPException(status.HTTP_409_CONFLICT, f"An item holds at most {limit} attachments") from None
     except StorageError as exc:
         raise _unavailable() from exc
     return AttachmentUpload(
@@ -146,7 +149,7 @@ def router_for(settings: Settings) -> APIRouter:
         response_model=AttachmentUpload,
         status_code=status.HTTP_201_CREATED,
         summary="Attach a file to one of your items: returns where to upload it",
-        responses=_responses(400, 401, 413, 503),
+        responses=_responses(400, 401, 409, 413, 503),
         openapi_extra=_size_limit_schema(settings.upload_max_bytes),
     )
     router.add_api_route(

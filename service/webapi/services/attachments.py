@@ -7,7 +7,7 @@ import logging
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webapi.models import Attachment, Item
@@ -15,6 +15,14 @@ from webapi.schemas import AttachmentCreate
 from webapi.storage import Storage, StorageError, UploadTicket
 
 log = logging.getLogger("webapi.attachments")
+
+
+# Each listing signs one URL per attachment (on GCS, one signBlob call each): bounded per item.
+MAX_ATTACHMENTS_PER_ITEM = 100
+
+
+class TooManyAttachments(Exception):
+    pass
 
 
 class UploadTooLarge(Exception):
@@ -40,6 +48,9 @@ async def create_attachment(
     leaves no row behind."""
     if data.size > max_bytes:
         raise UploadTooLarge(data.size, max_bytes)
+    held = await session.scalar(select(func.count()).where(Attachment.item_id == item.id))
+    if (held or 0) >= MAX_ATTACHMENTS_PER_ITEM:
+        raise TooManyAttachments
     attachment_id = uuid.uuid4()
     key = object_key(prefix=prefix, owner_id=item.owner_id, item_id=item.id, attachment_id=attachment_id)
     ticket = await storage.presign_upload(

@@ -6,6 +6,7 @@ metadata and in the Content-Disposition of downloads.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -43,6 +44,10 @@ class Storage(Protocol):
 
 
 def content_disposition(filename: str) -> str:
-    """``attachment`` with an ASCII fallback name and the exact one (RFC 6266 / RFC 8187)."""
+    """``attachment`` with an ASCII fallback name and the exact one (RFC 6266 / RFC 8187).
+
+    Format characters (Unicode Cf: right-to-left overrides, zero-width joiners...) are left out:
+    "invoice\u202efdp.exe" must not show up as "invoiceexe.pdf" in a save dialog."""
+    filename = "".join(c for c in filename if unicodedata.category(c) != "Cf")
     fallback = "".join(c if " " <= c <= "~" and c not in '"\\%' else "_" for c in filename)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe=_ATTR_CHARS)}"

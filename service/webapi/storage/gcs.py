@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import json
 import threading
 import time
@@ -60,7 +61,7 @@ def _http_json(request: urllib.request.Request) -> dict[str, Any]:
     try:
         with urllib.request.urlopen(request, timeout=_HTTP_TIMEOUT_SECONDS) as response:  # noqa: S310
             body = response.read()
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, OSError) as exc:
         raise StorageError(f"{request.get_method()} {request.full_url} failed: {exc}") from exc
     try:
         data = json.loads(body)
@@ -103,7 +104,7 @@ class MetadataTokenSource:
         try:
             with urllib.request.urlopen(request, timeout=_HTTP_TIMEOUT_SECONDS) as response:  # noqa: S310
                 return str(response.read().decode().strip())
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, TimeoutError, OSError) as exc:
             raise StorageError(f"metadata server: {exc}") from exc
 
 
@@ -267,7 +268,7 @@ class GcsStorage:
             except urllib.error.HTTPError as exc:
                 if exc.code != 404:  # already gone is fine
                     raise StorageError(f"GCS delete failed: HTTP {exc.code}") from exc
-            except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            except (urllib.error.URLError, http.client.HTTPException, TimeoutError, OSError) as exc:
                 raise StorageError(f"GCS delete failed: {exc}") from exc
 
         await anyio.to_thread.run_sync(call)

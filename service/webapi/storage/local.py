@@ -90,6 +90,8 @@ class LocalStorage:
         return int(self.clock()) + self.expiry_seconds
 
     def _check(self, purpose: bytes, payload: str, signature: str) -> dict[str, Any]:
+        if not (payload.isascii() and signature.isascii()):
+            raise SignatureError("malformed")  # ours are ASCII; compare_digest refuses anything else
         if not hmac.compare_digest(self._mac(purpose, payload), signature):
             raise SignatureError("signature does not match")
         try:

@@ -7,9 +7,10 @@ it is imported here, only when STORAGE_BACKEND=s3.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,6 +68,10 @@ class S3Storage:
         return datetime.fromtimestamp(self.clock() + self.expiry_seconds, UTC)
 
     async def presign_upload(self, *, key: str, content_type: str, size: int, filename: str) -> UploadTicket:
+        with _as_storage_error("presign POST"):
+            return self._presign_upload(key=key, content_type=content_type, size=size)
+
+    def _presign_upload(self, *, key: str, content_type: str, size: int) -> UploadTicket:
         expires_at = self._expires_at()
         post = self.client.generate_presigned_post(
             Bucket=self.bucket,
@@ -83,6 +88,10 @@ class S3Storage:
         )
 
     async def presign_download(self, *, key: str, filename: str, content_type: str) -> tuple[str, datetime]:
+        with _as_storage_error("presign GET"):
+            return self._presign_download(key=key, filename=filename, content_type=content_type)
+
+    def _presign_download(self, *, key: str, filename: str, content_type: str) -> tuple[str, datetime]:
         expires_at = self._expires_at()
         url = self.client.generate_presigned_url(
             "get_object",
@@ -104,3 +113,14 @@ class S3Storage:
             await anyio.to_thread.run_sync(call)
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"S3 DeleteObject failed: {type(exc).__name__}") from exc
+
+
+@contextlib.contextmanager
+def _as_storage_error(operation: str) -> Iterator[None]:
+    """botocore's failures (no credentials, no region, a client error) as StorageError: a 503."""
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    try:
+        yield
+    except (BotoCoreError, ClientError) as exc:
+        raise StorageError(f"S3 {operation} failed: {type(exc).__name__}") from exc

@@ -37,8 +37,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("object_key", name=op.f("uq_attachments_object_key")),
     )
     op.create_index(op.f("ix_attachments_item_id"), "attachments", ["item_id"], unique=False)
+    # An account's deletion reads its attachments' keys and cascades by owner.
+    op.create_index(op.f("ix_attachments_owner_id"), "attachments", ["owner_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_attachments_owner_id"), table_name="attachments")
     op.drop_index(op.f("ix_attachments_item_id"), table_name="attachments")
     op.drop_table("attachments")
