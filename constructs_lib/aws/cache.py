@@ -19,6 +19,7 @@ from aws_cdk import aws_elasticache as elasticache
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from constructs_lib.aws.cache_acl import APP_ACCESS_STRING, DEFAULT_USER_ACCESS_STRING
 from constructs_lib.aws.nag import suppress
 
 # The serverless primary endpoint; the reader endpoint (reads from replicas) is the next port.
@@ -126,7 +127,7 @@ class ServerlessCache(Construct):
             engine=options.engine.value,
             user_id=f"{base_name}-app",
             user_name=options.user_name,
-            access_string="on ~* +@all",
+            access_string=APP_ACCESS_STRING,  # least privilege: see cache_acl
             authentication_mode={"Type": "password", "Passwords": [password]},
         )
         users = [self.user]
@@ -139,7 +140,7 @@ class ServerlessCache(Construct):
                 engine=options.engine.value,
                 user_id=f"{base_name}-default",
                 user_name="default",
-                access_string="off -@all",
+                access_string=DEFAULT_USER_ACCESS_STRING,
                 authentication_mode={"Type": "password", "Passwords": [password]},
             )
             users.append(self.default_user)

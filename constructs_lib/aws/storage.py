@@ -19,12 +19,15 @@ from constructs import Construct
 
 from constructs_lib.aws.nag import suppress
 
+# The bounds of the service's own settings (webapi.config: UPLOADS_PREFIX, UPLOAD_URL_EXPIRY_SECONDS),
+# so the construct cannot deploy a configuration the service refuses at start.
 PREFIX_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-/]{0,62}/$")
+MIN_URL_EXPIRY = Duration.minutes(1)
+MAX_URL_EXPIRY = Duration.hours(1)  # well inside SigV4's 7 days (the role's session may end sooner)
 # What the function does with an attachment: presigned POST (upload), presigned GET, delete.
 OBJECT_ACTIONS = ("s3:PutObject", "s3:GetObject", "s3:DeleteObject")
 CORS_METHODS = (s3.HttpMethods.POST, s3.HttpMethods.PUT, s3.HttpMethods.GET, s3.HttpMethods.HEAD)
 CORS_MAX_AGE = Duration.minutes(10)
-MAX_PRESIGN_EXPIRY = Duration.days(7)  # SigV4's limit (the role's session may end sooner)
 MAX_UPLOAD = Size.gibibytes(5)  # a single PUT/POST
 
 
@@ -49,8 +52,9 @@ class StorageOptions:
             )
         if not 1 <= self.max_upload.to_bytes() <= MAX_UPLOAD.to_bytes():
             raise ValueError(f"max_upload must be 1 byte..5 GiB, got {self.max_upload.to_bytes()} bytes")
-        if not 1 <= self.url_expiry.to_seconds() <= MAX_PRESIGN_EXPIRY.to_seconds():
-            raise ValueError(f"url_expiry must be 1 s..7 days, got {self.url_expiry.to_seconds()} s")
+        expiry = self.url_expiry.to_seconds(integral=False)
+        if not MIN_URL_EXPIRY.to_seconds() <= expiry <= MAX_URL_EXPIRY.to_seconds() or expiry != int(expiry):
+            raise ValueError(f"url_expiry must be whole seconds in 60 s..1 hour, got {expiry} s")
         if self.noncurrent_version_expiration.to_days() < 1:
             raise ValueError("noncurrent_version_expiration must be at least 1 day")
         if self.auto_delete_objects and self.removal_policy != RemovalPolicy.DESTROY:

@@ -7,6 +7,7 @@ itself (and no other), and may touch objects under the uploads prefix of this bu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,6 +32,11 @@ MIB = 1024 * 1024
 # What a browser sends and reads on a signed-URL upload or download.
 CORS_METHODS = ("PUT", "GET", "HEAD", "POST")
 CORS_HEADERS = ("Content-Type", "x-goog-content-length-range", "ETag")
+# The bounds of the service's own settings (webapi.config: UPLOADS_PREFIX, UPLOAD_URL_EXPIRY_SECONDS),
+# so the construct cannot deploy a configuration the service refuses at start.
+PREFIX_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-/]{0,62}/$")
+MIN_URL_EXPIRY_SECONDS = 60
+MAX_URL_EXPIRY_SECONDS = 3600  # well inside V4 signing's 7 days
 OBJECT_ROLE = "roles/storage.objectUser"  # create, read, overwrite, delete: no bucket settings, no IAM
 SIGNER_ROLE = "roles/iam.serviceAccountTokenCreator"  # holds iam.serviceAccounts.signBlob
 
@@ -48,17 +54,18 @@ class UploadsOptions:
     force_destroy: bool = False
 
     def __post_init__(self) -> None:
-        if not self.prefix.endswith("/") or self.prefix.startswith("/"):
+        if not PREFIX_PATTERN.fullmatch(self.prefix):
             raise ValueError(
-                f"prefix must look like 'uploads/' (no leading '/', a trailing one), got {self.prefix!r}"
+                f"prefix must look like 'uploads/' ({PREFIX_PATTERN.pattern}), got {self.prefix!r}"
             )
         if not 1 <= self.max_upload_mib <= 5 * 1024:
             raise ValueError(
                 f"max_upload_mib must be 1..5120 (a single PUT's limit), got {self.max_upload_mib}"
             )
-        if not 1 <= self.url_expiry_seconds <= 7 * 24 * 3600:
+        if not MIN_URL_EXPIRY_SECONDS <= self.url_expiry_seconds <= MAX_URL_EXPIRY_SECONDS:
             raise ValueError(
-                f"url_expiry_seconds must be 1..604800 (V4 signing), got {self.url_expiry_seconds}"
+                f"url_expiry_seconds must be {MIN_URL_EXPIRY_SECONDS}..{MAX_URL_EXPIRY_SECONDS} "
+                f"(the service's UPLOAD_URL_EXPIRY_SECONDS), got {self.url_expiry_seconds}"
             )
         if not 1 <= self.noncurrent_days <= 3650:
             raise ValueError(f"noncurrent_days must be 1..3650, got {self.noncurrent_days}")
@@ -129,6 +136,11 @@ class UploadsBucket(Construct):
         # Conditions on bucket grants need uniform bucket-level access (on above). Object
         # permissions are checked against the object's name, so this also denies listing.
         objects = f"projects/_/buckets/{bucket_id}/objects/{options.prefix}"
+        if '"' in objects or "\\" in objects:
+            # Pasted into a CEL string literal below. PREFIX_PATTERN keeps quotes and backslashes
+            # out of the prefix, and valid project ids and names hold none; checked again here so
+            # nothing can break out of the expression.
+            raise ValueError(f"the IAM condition cannot quote {objects!r}")
         self.object_grant = StorageBucketIamMember(
             self,
             "runtime-uses-objects",

@@ -141,7 +141,12 @@ def test_one_password_user_in_the_group_attached_to_the_cache(aws_prod: Synthesi
     props = user["Properties"]
     assert props["Engine"] == "valkey" and group["Properties"]["Engine"] == "valkey"
     assert props["UserName"] == "app"
-    assert props["AccessString"] == "on ~* +@all"  # every key and command, for the service's own cache
+    # Only the service's two key families and the commands its cache client sends
+    # (tests/service/test_cache_acl.py runs that client as this user on a real redis-server).
+    assert props["AccessString"] == (
+        "on ~login:fail:* ~user:v1:* -@all +ping +get +set +del +evalsha +script|load "
+        "+incr +expire +ttl +cluster|slots +command"
+    )
     assert props["AuthenticationMode"]["Type"] == "password"
     assert "NoPasswordRequired" not in props
     # A Valkey group needs no "default" user (a Redis OSS one does: test_aws_construct.py).

@@ -118,7 +118,9 @@ def test_a_redis_oss_user_group_holds_a_disabled_default_user(
     by_name = {u["Properties"]["UserName"]: (logical_id, u) for logical_id, u in users.items()}
     assert set(by_name) == {"app", "default"}
     default = by_name["default"][1]["Properties"]
-    assert default["AccessString"].startswith("off ")  # may not authenticate, may run nothing
+    assert default["AccessString"] == "off -@all"  # may not authenticate, may run nothing
+    app_user = by_name["app"][1]["Properties"]
+    assert app_user["AccessString"].startswith("on ~login:fail:* ~user:v1:* -@all ")  # same on Redis OSS
     assert default["AuthenticationMode"]["Type"] == "password"
     template.has_resource_properties(
         "AWS::ElastiCache::UserGroup",
@@ -201,13 +203,28 @@ def test_invalid_cache_options(options: dict[str, Any], message: str) -> None:
     [
         ({"prefix": "Uploads"}, "prefix must look like 'uploads/'"),
         ({"max_upload": cdk.Size.gibibytes(6)}, "max_upload must be 1 byte..5 GiB"),
-        ({"url_expiry": cdk.Duration.days(8)}, "url_expiry must be 1 s..7 days"),
+        ({"prefix": 'up"loads/'}, "prefix must look like 'uploads/'"),
+        (
+            {"prefix": "a" * 64 + "/"},
+            "prefix must look like 'uploads/'",
+        ),  # 65 characters: the service caps it at 64
+        # The service's UPLOAD_URL_EXPIRY_SECONDS bounds (60..3600), not SigV4's 7 days.
+        ({"url_expiry": cdk.Duration.seconds(59)}, "url_expiry must be whole seconds in 60 s..1 hour"),
+        ({"url_expiry": cdk.Duration.seconds(3601)}, "url_expiry must be whole seconds in 60 s..1 hour"),
+        ({"url_expiry": cdk.Duration.days(7)}, "url_expiry must be whole seconds in 60 s..1 hour"),
+        ({"url_expiry": cdk.Duration.millis(60_500)}, "url_expiry must be whole seconds in 60 s..1 hour"),
         ({"auto_delete_objects": True}, "auto_delete_objects needs removal_policy=RemovalPolicy.DESTROY"),
     ],
 )
 def test_invalid_storage_options(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         StorageOptions(**options)
+
+
+def test_storage_options_accept_the_service_bounds() -> None:
+    for seconds in (60, 3600):
+        assert StorageOptions(url_expiry=cdk.Duration.seconds(seconds)).url_expiry.to_seconds() == seconds
+    assert StorageOptions(prefix="a/b_c-d/").prefix == "a/b_c-d/"
 
 
 @pytest.mark.parametrize(

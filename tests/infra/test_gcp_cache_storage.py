@@ -417,8 +417,15 @@ def test_cache_options_reject_invalid_input(options: dict[str, Any], message: st
     ("options", "message"),
     [
         ({"prefix": "uploads"}, "prefix must look like 'uploads/'"),
+        ({"prefix": 'up"loads/'}, "prefix must look like 'uploads/'"),  # pasted into an IAM condition
+        ({"prefix": "Uploads/"}, "prefix must look like 'uploads/'"),  # the service's UPLOADS_PREFIX pattern
+        (
+            {"prefix": "a" * 64 + "/"},
+            "prefix must look like 'uploads/'",
+        ),  # 65 characters: the service caps it at 64
         ({"max_upload_mib": 0}, "max_upload_mib must be 1..5120"),
-        ({"url_expiry_seconds": 604801}, "url_expiry_seconds must be 1..604800"),
+        ({"url_expiry_seconds": 59}, "url_expiry_seconds must be 60..3600"),  # the service's bounds
+        ({"url_expiry_seconds": 3601}, "url_expiry_seconds must be 60..3600"),
         ({"noncurrent_days": 0}, "noncurrent_days must be 1..3650"),
     ],
 )
@@ -427,6 +434,35 @@ def test_uploads_options_reject_invalid_input(options: dict[str, Any], message: 
 
     with pytest.raises(ValueError, match=re.escape(message)):
         UploadsOptions(**options)
+
+
+def test_uploads_options_accept_the_service_bounds() -> None:
+    from constructs_lib.gcp.storage import UploadsOptions
+
+    for seconds in (60, 3600):
+        assert UploadsOptions(url_expiry_seconds=seconds).url_expiry_seconds == seconds
+    assert UploadsOptions(prefix="a/b_c-d/").prefix == "a/b_c-d/"
+
+
+def test_the_object_condition_cannot_be_quoted_out_of() -> None:
+    """The bucket name and prefix go into a CEL string literal: a quote is refused at synth."""
+    from cdktf_cdktf_provider_google.service_account import ServiceAccount
+
+    from constructs_lib.gcp.storage import UploadsBucket, UploadsOptions
+
+    stack = cdktf.TerraformStack(cdktf.Testing.app(), "quoted")
+    runtime = ServiceAccount(stack, "runtime", project=PROJECT, account_id="svc-test-run")
+    with pytest.raises(ValueError, match="the IAM condition cannot quote"):
+        UploadsBucket(
+            stack,
+            "uploads",
+            project=PROJECT,
+            region=REGION,
+            name='svc") || true || ("',
+            runtime=runtime,
+            options=UploadsOptions(),
+            depends_on=[],
+        )
 
 
 def _service(stack_name: str, **options: Any) -> None:
