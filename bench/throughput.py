@@ -45,6 +45,7 @@ import httpx
 
 from bench.loadgen import LoadSpec, run_in_subprocess
 from devtools.localdb import free_port
+from devtools.processes import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICE_DIR = REPO_ROOT / "service"
@@ -92,13 +93,8 @@ class Server:
 
     def stop(self) -> int:
         """SIGTERM, as Cloud Run sends it; the exit code (killed, -9, if it hangs)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=SHUTDOWN_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+        code, _killed = stop_process(self.process, SHUTDOWN_TIMEOUT_S)
+        return code
 
 
 @contextmanager

@@ -55,13 +55,13 @@ class Cache:
 
     def __init__(
         self,
-        client: Redis | RedisCluster | Callable[[], Redis | RedisCluster],
+        connect: Callable[[], Redis | RedisCluster],
         *,
         cooldown_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._factory = client if callable(client) and not hasattr(client, "register_script") else None
-        self._client: Redis | RedisCluster | None = None if self._factory else client  # type: ignore[assignment]
+        self._connect = connect
+        self._client: Redis | RedisCluster | None = None
         self.cooldown_seconds = cooldown_seconds
         self._clock = clock
         self._skip_until = 0.0
@@ -75,8 +75,7 @@ class Cache:
     @property
     def client(self) -> Redis | RedisCluster:
         if self._client is None:
-            assert self._factory is not None
-            self._client = self._factory()
+            self._client = self._connect()
         return self._client
 
     @functools.cached_property

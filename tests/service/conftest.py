@@ -11,13 +11,16 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+import boto3
 import httpx
 import pytest
+from botocore.stub import Stubber
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from tests.conftest import TEST_SECRET_KEY
+from webapi import aws_secrets
 from webapi.config import Environment, Settings
 from webapi.db import Database
 from webapi.main import create_app
@@ -118,3 +121,20 @@ def user_factory(client: httpx.AsyncClient) -> SignUp:
 @pytest.fixture
 async def user(user_factory: SignUp) -> SignedUp:
     return await user_factory()
+
+
+def stub_secrets(monkeypatch: pytest.MonkeyPatch, answers: dict[str, str]) -> Stubber:
+    """Secrets Manager answering ``GetSecretValue`` for each ARN once, with its value."""
+    client = boto3.client(
+        "secretsmanager", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y"
+    )
+    stubber = Stubber(client)
+    for arn, value in answers.items():
+        stubber.add_response(
+            "get_secret_value",
+            {"ARN": arn, "Name": arn.rsplit(":", 1)[-1], "SecretString": value},
+            {"SecretId": arn},
+        )
+    stubber.activate()
+    monkeypatch.setattr(aws_secrets, "_client", lambda: client)
+    return stubber

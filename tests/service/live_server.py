@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from devtools.localdb import free_port
+from devtools.processes import stop_process
 from tests.conftest import SERVICE_DIR, TEST_SECRET_KEY
 
 STARTUP_TIMEOUT_SECONDS = 30.0
@@ -33,16 +33,10 @@ class LiveServer:
 
     def stop(self, timeout: float = SHUTDOWN_TIMEOUT_SECONDS) -> int:
         """SIGTERM, as the platform sends it; the exit code (killed if it hangs)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError(
-                f"server did not exit within {timeout} s of SIGTERM\n{self.logs()}"
-            ) from None
+        code, killed = stop_process(self.process, timeout)
+        if killed:
+            raise AssertionError(f"server did not exit within {timeout} s of SIGTERM\n{self.logs()}")
+        return code
 
 
 def _wait_until_healthy(server: LiveServer) -> None:

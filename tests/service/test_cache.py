@@ -11,10 +11,8 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
-import boto3
 import httpx
 import pytest
-from botocore.stub import Stubber
 from fastapi import FastAPI
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -23,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 
 from devtools.localredis import LocalRedis
 from tests.conftest import ROOT
-from tests.service.conftest import API, SignedUp, make_settings
-from webapi import aws_secrets, user_cache
+from tests.service.conftest import API, SignedUp, make_settings, stub_secrets
+from webapi import user_cache
 from webapi.cache import Cache
 from webapi.config import Settings, SettingsError, resolve_settings
 from webapi.db import Database
@@ -396,21 +394,8 @@ async def test_a_cluster_mode_cache_works_the_same(
 REDIS_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cache-user-AbCdEf"
 
 
-def _secrets(monkeypatch: pytest.MonkeyPatch, value: str) -> Stubber:
-    client = boto3.client(
-        "secretsmanager", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y"
-    )
-    stubber = Stubber(client)
-    stubber.add_response(
-        "get_secret_value", {"ARN": REDIS_ARN, "SecretString": value}, {"SecretId": REDIS_ARN}
-    )
-    stubber.activate()
-    monkeypatch.setattr(aws_secrets, "_client", lambda: client)
-    return stubber
-
-
 def test_lambda_builds_a_tls_cluster_url_from_the_cache_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    stubber = _secrets(monkeypatch, json.dumps({"username": "app", "password": "p@ss/word"}))
+    stubber = stub_secrets(monkeypatch, {REDIS_ARN: json.dumps({"username": "app", "password": "p@ss/word"})})
     resolved = resolve_settings(
         Settings(
             redis_secret_arn=REDIS_ARN, redis_host="cache.serverless.euw1.cache.amazonaws.com", _env_file=None
@@ -428,7 +413,7 @@ def test_lambda_builds_a_tls_cluster_url_from_the_cache_secret(monkeypatch: pyte
 def test_cache_secret_problems_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SettingsError, match="REDIS_HOST"):
         resolve_settings(Settings(redis_secret_arn=REDIS_ARN, _env_file=None))  # type: ignore[call-arg]
-    _secrets(monkeypatch, '{"user": "app"}')
+    stub_secrets(monkeypatch, {REDIS_ARN: '{"user": "app"}'})
     with pytest.raises(SettingsError, match="REDIS_SECRET_ARN"):
         resolve_settings(Settings(redis_secret_arn=REDIS_ARN, redis_host="h", _env_file=None))  # type: ignore[call-arg]
 

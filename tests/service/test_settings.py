@@ -2,12 +2,11 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
-from botocore.stub import Stubber
 from pydantic import ValidationError
 
-from webapi import aws_secrets, config
+from tests.service.conftest import stub_secrets
+from webapi import config
 from webapi.config import Environment, Platform, Settings, SettingsError, resolve_settings
 from webapi.db import engine_options
 
@@ -77,22 +76,6 @@ def test_missing_database_url_names_the_setting() -> None:
         settings().sqlalchemy_url()
 
 
-def _stubbed_secrets_client(monkeypatch: pytest.MonkeyPatch, answers: dict[str, str]) -> Stubber:
-    client = boto3.client(
-        "secretsmanager", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y"
-    )
-    stubber = Stubber(client)
-    for arn, value in answers.items():
-        stubber.add_response(
-            "get_secret_value",
-            {"ARN": arn, "Name": arn.rsplit(":", 1)[-1], "SecretString": value},
-            {"SecretId": arn},
-        )
-    stubber.activate()
-    monkeypatch.setattr(aws_secrets, "_client", lambda: client)
-    return stubber
-
-
 def test_lambda_reads_secrets_from_their_arns_once(monkeypatch: pytest.MonkeyPatch) -> None:
     db_secret = {
         "username": "app",
@@ -102,7 +85,7 @@ def test_lambda_reads_secrets_from_their_arns_once(monkeypatch: pytest.MonkeyPat
         "dbname": "app",
         "engine": "postgres",
     }
-    stubber = _stubbed_secrets_client(monkeypatch, {DB_ARN: json.dumps(db_secret), KEY_ARN: STRONG})
+    stubber = stub_secrets(monkeypatch, {DB_ARN: json.dumps(db_secret), KEY_ARN: STRONG})
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "api")
     monkeypatch.setenv("ENVIRONMENT", "prod")
     monkeypatch.setenv("DATABASE_SECRET_ARN", DB_ARN)
@@ -122,13 +105,13 @@ def test_lambda_reads_secrets_from_their_arns_once(monkeypatch: pytest.MonkeyPat
 
 
 def test_a_weak_key_from_secrets_manager_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    _stubbed_secrets_client(monkeypatch, {KEY_ARN: "weak"})
+    stub_secrets(monkeypatch, {KEY_ARN: "weak"})
     with pytest.raises(SettingsError, match="SECRET_KEY is too weak"):
         resolve_settings(settings(environment="prod", secret_key_secret_arn=KEY_ARN))
 
 
 def test_a_malformed_database_secret_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    _stubbed_secrets_client(monkeypatch, {DB_ARN: '{"user": "x"}'})
+    stub_secrets(monkeypatch, {DB_ARN: '{"user": "x"}'})
     with pytest.raises(ValueError, match="DATABASE_SECRET_ARN"):
         resolve_settings(settings(database_secret_arn=DB_ARN))
 

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 
 from webapi.api.responses import errors
 from webapi.config import Settings
-from webapi.deps import OwnedItem, SessionDep, SettingsDep
+from webapi.deps import OptionalStorageDep, OwnedItem, SessionDep, SettingsDep
 from webapi.schemas import (
     AttachmentCreate,
     AttachmentDownload,
@@ -40,10 +40,9 @@ def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return declared
 
 
-async def get_storage(request: Request, settings: SettingsDep) -> Storage:
+async def get_storage(storage: OptionalStorageDep, settings: SettingsDep) -> Storage:
     """The process's storage backend (built once in startup). A 404 while the feature is off:
     the routes stay in the OpenAPI document and say why they find nothing."""
-    storage: Storage | None = getattr(request.app.state, "storage", None)
     if settings.storage_backend is None or storage is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_ENABLED)
     return storage

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import FileResponse
 from starlette.datastructures import FormData, UploadFile
 
+from webapi.deps import OptionalStorageDep
 from webapi.storage.base import content_disposition
 from webapi.storage.local import LocalStorage, SignatureError, UploadRejected
 
@@ -22,8 +23,7 @@ router = APIRouter(prefix=PREFIX, tags=["storage"], include_in_schema=False)
 _FORBIDDEN = "Upload refused: the signature is invalid or expired"
 
 
-async def get_local_storage(request: Request) -> LocalStorage:
-    storage = getattr(request.app.state, "storage", None)
+async def get_local_storage(storage: OptionalStorageDep) -> LocalStorage:
     if not isinstance(storage, LocalStorage):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Not Found")
     return storage
