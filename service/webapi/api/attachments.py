@@ -1,7 +1,7 @@
 """Files attached to items: the API hands out presigned URLs, the bytes never pass through it
 (except with the local backend, where the app plays the object store).
 
-The routes are registered per app by :func:`router_for`, because two things depend on the
+The routes are registered per app by :func:`routers_for`, because two things depend on the
 settings: the local backend's own routes, and the size limit the OpenAPI document states.
 """
 
@@ -82,7 +82,7 @@ async def create_attachment(
             max_bytes=settings.upload_max_bytes,
         )
     except attachments_service.UploadTooLarge as exc:
-        # The limit is in the OpenAPI schema (see router_for): a 422 like any other bound.
+        # The limit is in the OpenAPI schema (see routers_for): a 422 like any other bound.
         problem = {"type": "less_than_equal", "loc": ("body", "size"), "msg": str(exc), "input": data.size}
         raise RequestValidationError([problem]) from None
     except attachments_service.TooManyAttachments:
@@ -138,8 +138,10 @@ def _size_limit_schema(max_bytes: int) -> dict[str, Any]:
     return {"requestBody": {"content": {"application/json": {"schema": {"properties": {"size": size}}}}}}
 
 
-def router_for(settings: Settings) -> APIRouter:
-    """The attachment routes, and with the local backend the routes that play the object store."""
+def routers_for(settings: Settings) -> list[APIRouter]:
+    """The attachment routes, and with the local backend the routes that play the object store.
+    A list, not one router including the other: FastAPI re-analyses every route of a router
+    nested without a prefix when that router is included, work the app's startup can skip."""
     router = APIRouter(prefix="/items/{item_id}/attachments", tags=["attachments"])
     router.add_api_route(
         "",
@@ -167,9 +169,4 @@ def router_for(settings: Settings) -> APIRouter:
         summary="Remove a file from one of your items",
         responses=_responses(401, 503),
     )
-    if settings.storage_backend == "local":
-        router_with_local = APIRouter()
-        router_with_local.include_router(router)
-        router_with_local.include_router(local_routes.router)
-        return router_with_local
-    return router
+    return [router, local_routes.router] if settings.storage_backend == "local" else [router]
