@@ -58,6 +58,12 @@ def configure_logging(*, debug: bool = False) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     logging.setLogRecordFactory(_record_with_context)
+    # The JSON lines carry none of these, so do not collect them for every record (the
+    # logging HOWTO's "Optimization" settings): the caller's frame, thread, process names.
+    logging._srcfile = None  # the documented switch that skips findCaller
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
