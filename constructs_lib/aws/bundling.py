@@ -410,10 +410,43 @@ def _install_requirements(output_dir: Path, *, requirements: Path, target: Bundl
 
 
 def target_interpreter(python_version: str) -> str | None:
-    """A CPython of ``python_version`` on this machine, to compile the bundle's bytecode."""
-    if f"{sys.version_info.major}.{sys.version_info.minor}" == python_version:
+    """A CPython of ``python_version`` on this machine, to compile the bundle's bytecode: this
+    interpreter, ``python<version>`` on PATH, or one uv finds (``uv python install 3.14``)."""
+    if host_python_version() == python_version:
         return sys.executable
-    return shutil.which(f"python{python_version}")
+    return shutil.which(f"python{python_version}") or uv_python(python_version)
+
+
+@functools.cache
+def uv_python(python_version: str) -> str | None:
+    """A CPython ``python_version`` that uv finds (its managed installs, pyenv's, PATH), or
+    None. Never downloads one: synth stays offline; installing is the user's choice."""
+    try:
+        uv = find_uv()
+    except BundlingError:
+        return None
+    env = {k: v for k, v in os.environ.items() if k not in ("UV_PYTHON", "VIRTUAL_ENV")}
+    found = subprocess.run(  # noqa: S603 - uv from find_uv, fixed arguments
+        [uv, "python", "find", "--no-project", "--no-python-downloads", f"cpython@{python_version}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=60,
+    )
+    path = found.stdout.strip()
+    if found.returncode != 0 or not path:
+        return None
+    # Trust what the interpreter says about itself, not the name uv found it under.
+    probe = subprocess.run(  # noqa: S603 - the interpreter uv found, fixed arguments
+        [path, "-I", "-c", "import sys; print(sys.implementation.name, *sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    major, _, minor = python_version.partition(".")
+    return path if probe.returncode == 0 and probe.stdout.split() == ["cpython", major, minor] else None
 
 
 @functools.cache
@@ -447,7 +480,14 @@ def _strip_debug_info(target_dir: Path) -> None:
 def _compile_bytecode(target_dir: Path, python_version: str) -> None:
     interpreter = target_interpreter(python_version)
     if interpreter is None:
-        log.info("no python%s here: the bundle ships without precompiled bytecode", python_version)
+        log.warning(
+            "no CPython %s on this machine (python%s on PATH, or one uv finds): the Lambda bundle "
+            "ships without precompiled bytecode, so every cold start compiles the imports again. "
+            "`uv python install %s` (uv is in the project's .venv) fixes that.",
+            python_version,
+            python_version,
+            python_version,
+        )
         return
     subprocess.run(  # noqa: S603 - a CPython found on PATH, compiling our own bundle
         [

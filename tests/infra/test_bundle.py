@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from packaging.markers import Marker
 
+from constructs_lib.aws import bundling
 from constructs_lib.aws.bundling import (
     BundleTarget,
     BundlingError,
@@ -35,8 +36,10 @@ from constructs_lib.aws.bundling import (
     docker_bundling_script,
     elf_strip_tool,
     find_uv,
+    host_python_version,
     source_files,
     target_interpreter,
+    uv_python,
 )
 from stacks.spec import load_spec
 
@@ -551,6 +554,43 @@ def test_bytecode_when_the_target_interpreter_is_here(bundle: Bundle) -> None:
     # unchecked-hash: flags = 0b01 (hash-based, check_source off) in the .pyc header
     flags = int.from_bytes(compiled[0].read_bytes()[4:8], "little")
     assert flags == 0b01, flags
+
+
+def test_uv_finds_a_cpython_of_the_version_asked_and_nothing_else() -> None:
+    found = uv_python(host_python_version())
+    assert found is not None
+    version = subprocess.run(
+        [found, "-c", "import sys; print(sys.implementation.name, *sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert version == ["cpython", *host_python_version().split(".")]
+    assert uv_python("3.99") is None
+
+
+def test_target_interpreter_falls_back_to_uv_when_path_has_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A target Python that is neither this interpreter nor on PATH (say Lambda's 3.14 installed
+    with `uv python install 3.14`) still compiles the bundle's bytecode."""
+    version = host_python_version()
+    monkeypatch.setattr(bundling, "host_python_version", lambda: "3.0")  # not the host's
+    real_which = bundling.shutil.which
+    monkeypatch.setattr(
+        bundling.shutil, "which", lambda name: None if name.startswith("python") else real_which(name)
+    )
+    assert target_interpreter(version) == uv_python(version)
+    assert target_interpreter(version) is not None
+
+
+def test_a_bundle_without_bytecode_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(bundling, "target_interpreter", lambda version: None)
+    (tmp_path / "m.py").write_text("X = 1\n")
+    with caplog.at_level(logging.WARNING, logger=bundling.log.name):
+        bundling._compile_bytecode(tmp_path, "3.14")
+    assert list(tmp_path.rglob("*.pyc")) == []
+    assert "uv python install 3.14" in caplog.text
 
 
 @pytest.mark.slow
