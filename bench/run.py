@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import lambda_bench, throughput
+from bench.lambda_bench import Row, stats
 from devtools.localdb import LocalPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,8 +38,6 @@ PACKAGES = (
     "aws-cdk-lib",
     "cdktf",
 )
-
-Row = dict[str, Any]
 
 
 def machine() -> dict[str, Any]:
@@ -95,11 +94,22 @@ def measure_command(
     return measured
 
 
-def stats(values: Sequence[float], unit: str) -> dict[str, Any]:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-    return {"median": median, "min": ordered[0], "max": ordered[-1], "unit": unit, "samples": len(values)}
+def login_row(database_url: str) -> Row:
+    """Login latency under the real hash parameters: an info row (no baseline)."""
+    from webapi.security import ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, ARGON2_TIME_COST  # noqa: PLC0415
+
+    times = throughput.login_times(database_url=database_url, secret_key=SECRET_KEY)
+    return {
+        "figure": "login, POST /api/v1/auth/token, one at a time (uvicorn, PostgreSQL)",
+        "ours": stats(times, "ms"),
+        "baseline": None,
+        "ratio": None,
+        "target": (
+            f"info: Argon2id m={ARGON2_MEMORY_KIB // 1024} MiB, t={ARGON2_TIME_COST}, "
+            f"p={ARGON2_PARALLELISM}, OWASP's minimum"
+        ),
+        "met": None,
+    }
 
 
 def synth_and_tests(*, repeats: int, with_tests: bool) -> list[Row]:
@@ -242,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         ),
                     )
                 )
+                steps.append(("login", lambda: login_row(url)))
             if "synth" in sections:
                 steps.append(
                     (

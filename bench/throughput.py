@@ -134,6 +134,8 @@ def _serve(name: str, module: str, cwd: Path, env: dict[str, str], log_path: Pat
 class BenchUser:
     id: str
     token: str
+    email: str
+    password: str
 
 
 def _sign_up(client: httpx.Client, role: str) -> BenchUser:
@@ -145,7 +147,9 @@ def _sign_up(client: httpx.Client, role: str) -> BenchUser:
     created.raise_for_status()
     token = client.post(f"{API}/auth/token", data={"username": email, "password": password})
     token.raise_for_status()
-    return BenchUser(id=created.json()["id"], token=token.json()["access_token"])
+    return BenchUser(
+        id=created.json()["id"], token=token.json()["access_token"], email=email, password=password
+    )
 
 
 def _set_up_users(base_url: str) -> tuple[BenchUser, BenchUser]:
@@ -372,6 +376,36 @@ def run_throughput(
             if code not in (0, -signal.SIGTERM):
                 raise RuntimeError(f"{server.name} exited with {code} on SIGTERM\n{server.log_tail()}")
     return rows
+
+
+def login_times(*, database_url: str, secret_key: str, samples: int = 20, warmup: int = 3) -> list[float]:
+    """Login as users feel it: ``POST /api/v1/auth/token`` with the right password, one at a time,
+    against the service under uvicorn (its Argon2id verify runs off the event loop); the
+    ``samples`` times in ms after ``warmup``. A successful login takes itself back from the
+    throttle's counts, so any number can run."""
+    with tempfile.TemporaryDirectory(prefix="bench-login-") as tmp:
+        env = {
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": secret_key,
+            "ENVIRONMENT": "test",
+            "PYTHONPATH": str(SERVICE_DIR),
+        }
+        with (
+            _serve("ours", "webapi.serve", SERVICE_DIR, env, Path(tmp) / "ours.log") as server,
+            httpx.Client(base_url=server.base_url, timeout=30.0, trust_env=False) as client,
+        ):
+            user = _sign_up(client, "login")
+            form = {"username": user.email, "password": user.password}
+            times: list[float] = []
+            for n in range(warmup + samples):
+                started = time.perf_counter()
+                response = client.post(f"{API}/auth/token", data=form)
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                if response.status_code != 200:
+                    raise RuntimeError(f"login answered {response.status_code}: {response.text[:300]}")
+                if n >= warmup:
+                    times.append(elapsed_ms)
+    return times
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
