@@ -489,7 +489,7 @@ def _compile_bytecode(target_dir: Path, python_version: str) -> None:
             python_version,
         )
         return
-    subprocess.run(  # noqa: S603 - a CPython found on PATH, compiling our own bundle
+    subprocess.run(  # noqa: S603 - the target CPython found above, compiling our own bundle
         [
             interpreter,
             "-m",
