@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +27,16 @@ API_PREFIX = "/api/v1"
 VERSION = "1.0.0"
 
 
+@functools.cache
+def _freeze_startup_objects() -> None:
+    """Everything built by the first startup (modules, routes, models, the engine) lives as
+    long as the process: move it out of the cyclic collector's way, so its full collections
+    walk only what requests allocate. Measured under load: GET /api/v1/items at c=16, p99
+    94 -> 46 ms (README, Performance). Once per process: a later startup (tests build many
+    apps) would freeze earlier apps' garbage for good."""
+    gc.freeze()
+
+
 async def startup(app: FastAPI) -> None:
     """Once per process (a Lambda execution environment, a Cloud Run instance):
     the engine and its pool are built here and nowhere else. Idempotent."""
@@ -35,6 +47,7 @@ async def startup(app: FastAPI) -> None:
     app.state.storage = build_storage(settings)
     app.state.cache = Cache.from_settings(settings)
     app.state.startup_count = getattr(app.state, "startup_count", 0) + 1
+    _freeze_startup_objects()
     log.info(
         "application startup",
         extra={"environment": settings.environment.value, "platform": settings.platform.value},

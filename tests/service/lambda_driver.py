@@ -19,6 +19,7 @@ service logs (one JSON object per line), exactly as Lambda would ship it.
 
 # No ``from __future__ import annotations``: FastAPI must resolve the test routes'
 # annotations, which are imported inside add_test_routes, not at module level.
+import gc
 import json
 import re
 import sys
@@ -96,6 +97,7 @@ def access_token(response: dict[str, Any]) -> str | None:
 def run(invocations: list[dict[str, Any]]) -> dict[str, Any]:
     import lambda_handler  # the init phase: builds the app and runs its startup
 
+    frozen_at_init = gc.get_freeze_count()
     app = lambda_handler.app
     add_test_routes(app)
     tokens: dict[str, str] = {}
@@ -115,7 +117,11 @@ def run(invocations: list[dict[str, Any]]) -> dict[str, Any]:
         result["startup_count"] = getattr(app.state, "startup_count", 0)
         result["db_id"] = id(app.state.db)
         results.append(result)
-    return {"startup_count": getattr(app.state, "startup_count", 0), "results": results}
+    return {
+        "startup_count": getattr(app.state, "startup_count", 0),
+        "frozen_at_init": frozen_at_init,
+        "results": results,
+    }
 
 
 def main() -> None:
