@@ -86,6 +86,11 @@ class LocalStorage:
     def _mac(self, purpose: bytes, payload: str) -> str:
         return hmac.new(self._key, purpose + b":" + payload.encode("ascii"), hashlib.sha256).hexdigest()
 
+    def _sign(self, purpose: bytes, doc: dict[str, Any]) -> tuple[str, str]:
+        """The encoded ``doc`` and its signature for ``purpose``: what :meth:`_check` reverses."""
+        payload = _b64encode(json.dumps(doc, separators=(",", ":")).encode())
+        return payload, self._mac(purpose, payload)
+
     def _expiry(self) -> int:
         return int(self.clock()) + self.expiry_seconds
 
@@ -108,8 +113,8 @@ class LocalStorage:
         """The encoded policy, its signature and its expiry."""
         expires = self._expiry()
         doc = {"key": key, "content_type": content_type, "size": size, "expires": expires}
-        payload = _b64encode(json.dumps(doc, separators=(",", ":")).encode())
-        return payload, self._mac(b"upload", payload), expires
+        payload, signature = self._sign(b"upload", doc)
+        return payload, signature, expires
 
     def verify_policy(self, payload: str, signature: str) -> UploadPolicy:
         data = self._check(b"upload", payload, signature)
@@ -126,8 +131,8 @@ class LocalStorage:
     def download_token(self, *, key: str, filename: str, content_type: str) -> tuple[str, int]:
         expires = self._expiry()
         doc = {"key": key, "filename": filename, "content_type": content_type, "expires": expires}
-        payload = _b64encode(json.dumps(doc, separators=(",", ":")).encode())
-        return f"{payload}.{self._mac(b'download', payload)}", expires
+        payload, signature = self._sign(b"download", doc)
+        return f"{payload}.{signature}", expires
 
     def verify_download_token(self, token: str) -> DownloadGrant:
         payload, _, signature = token.partition(".")
