@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Health first: routes are matched in order, and FastAPI prepares a router's routes when a
     # request first reaches it, so the probes never wait for the API's. The prefix is given at
     # include time: included without one, FastAPI prepares every nested route once more just to
-    # check the paths (measured: ~20 ms of every cold start).
+    # check the paths (measured: Lambda cold start of GET /health 524 -> 488 ms; README).
     app.include_router(health.router)
     api = APIRouter()
     for router in (users.router, auth.router, items.router, *attachments.routers_for(settings)):
