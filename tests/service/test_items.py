@@ -3,6 +3,8 @@ from __future__ import annotations
 import uuid
 
 import httpx
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from tests.service.conftest import API, SignedUp, SignUp
 
@@ -87,3 +89,26 @@ async def test_item_validation(client: httpx.AsyncClient, user: SignedUp) -> Non
 async def test_items_need_a_token(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"{API}/items")).status_code == 401
     assert (await client.post(f"{API}/items", json={"title": "t"})).status_code == 401
+
+
+async def test_authenticated_read_runs_two_statements_built_once(
+    client: httpx.AsyncClient, user: SignedUp
+) -> None:
+    """GET /items is the user lookup and one page query (its total in the same round trip), and
+    both are the same statement objects on every request: built once, so SQLAlchemy's memoized
+    cache key is reused instead of being recomputed per request (README, Performance)."""
+    statements: list[object] = []
+
+    def record(state: ORMExecuteState) -> None:
+        statements.append(state.statement)
+
+    event.listen(Session, "do_orm_execute", record)
+    try:
+        for _ in range(2):
+            response = await client.get(f"{API}/items", headers=user.headers)
+            assert response.status_code == 200
+    finally:
+        event.remove(Session, "do_orm_execute", record)
+    assert len(statements) == 4
+    first, second = statements[:2], statements[2:]
+    assert all(a is b for a, b in zip(first, second, strict=True))

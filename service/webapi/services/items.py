@@ -2,12 +2,18 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webapi.models import Item, User
 from webapi.schemas import ItemCreate, ItemUpdate
-from webapi.services.pagination import paginate
+from webapi.services.pagination import page_query, paginate
+
+# Built once (see PageQuery): the statements of the hot paths, with bound parameters.
+_ITEMS_OF_OWNER = page_query(
+    select(Item).where(Item.owner_id == bindparam("owner_id")).order_by(Item.created_at, Item.id)
+)
+_OWNED_ITEM = select(Item).where(Item.id == bindparam("item_id"), Item.owner_id == bindparam("owner_id"))
 
 
 async def create_item(*, session: AsyncSession, owner: User, data: ItemCreate) -> Item:
@@ -20,14 +26,15 @@ async def create_item(*, session: AsyncSession, owner: User, data: ItemCreate) -
 async def list_items(
     *, session: AsyncSession, owner: User, page: int, per_page: int
 ) -> tuple[list[Item], int]:
-    query = select(Item).where(Item.owner_id == owner.id).order_by(Item.created_at, Item.id)
-    return await paginate(session=session, query=query, page=page, per_page=per_page)
+    return await paginate(
+        session=session, query=_ITEMS_OF_OWNER, params={"owner_id": owner.id}, page=page, per_page=per_page
+    )
 
 
 async def get_owned_item(*, session: AsyncSession, owner: User, item_id: uuid.UUID) -> Item | None:
     """The item if it exists and belongs to ``owner``; otherwise None (one answer
     for both, so one user cannot probe another's item ids)."""
-    return await session.scalar(select(Item).where(Item.id == item_id, Item.owner_id == owner.id))
+    return await session.scalar(_OWNED_ITEM, {"item_id": item_id, "owner_id": owner.id})
 
 
 async def update_item(*, session: AsyncSession, item: Item, data: ItemUpdate) -> Item:

@@ -3,14 +3,18 @@ from __future__ import annotations
 import uuid
 
 from asyncpg.exceptions import UniqueViolationError
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webapi.models import User
 from webapi.schemas import UserCreate
 from webapi.security import hash_password, verify_password
-from webapi.services.pagination import paginate
+from webapi.services.pagination import page_query, paginate
+
+# Built once (see PageQuery): looked up on every authenticated request.
+_USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
+_USERS = page_query(select(User).order_by(User.created_at, User.id))
 
 
 class EmailAlreadyRegisteredError(Exception):
@@ -46,12 +50,11 @@ def _is_unique_violation(exc: IntegrityError) -> bool:
 
 
 async def get_user(*, session: AsyncSession, user_id: uuid.UUID) -> User | None:
-    return await session.get(User, user_id)
+    return await session.scalar(_USER_BY_ID, {"user_id": user_id})
 
 
 async def list_users(*, session: AsyncSession, page: int, per_page: int) -> tuple[list[User], int]:
-    query = select(User).order_by(User.created_at, User.id)
-    return await paginate(session=session, query=query, page=page, per_page=per_page)
+    return await paginate(session=session, query=_USERS, page=page, per_page=per_page)
 
 
 async def authenticate(
