@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session
 
@@ -91,12 +92,18 @@ async def test_items_need_a_token(client: httpx.AsyncClient) -> None:
     assert (await client.post(f"{API}/items", json={"title": "t"})).status_code == 401
 
 
-async def test_authenticated_read_runs_two_statements_built_once(
-    client: httpx.AsyncClient, user: SignedUp
+@pytest.mark.parametrize(
+    ("method", "body", "status"),
+    [("GET", None, 200), ("POST", {"title": "t"}, 201)],
+    ids=["list", "create"],
+)
+async def test_hot_paths_run_two_statements_built_once(
+    client: httpx.AsyncClient, user: SignedUp, method: str, body: dict[str, str] | None, status: int
 ) -> None:
-    """GET /items is the user lookup and one page query (its total in the same round trip), and
-    both are the same statement objects on every request: built once, so SQLAlchemy's memoized
-    cache key is reused instead of being recomputed per request (README, Performance)."""
+    """GET /items is the user lookup and one page query (its total in the same round trip);
+    POST /items is the user lookup and one INSERT (no unit-of-work flush). Both are the same
+    statement objects on every request: built once, so SQLAlchemy's memoized cache key is reused
+    instead of being recomputed per request (README, Performance)."""
     statements: list[object] = []
 
     def record(state: ORMExecuteState) -> None:
@@ -105,8 +112,8 @@ async def test_authenticated_read_runs_two_statements_built_once(
     event.listen(Session, "do_orm_execute", record)
     try:
         for _ in range(2):
-            response = await client.get(f"{API}/items", headers=user.headers)
-            assert response.status_code == 200
+            response = await client.request(method, f"{API}/items", json=body, headers=user.headers)
+            assert response.status_code == status
     finally:
         event.remove(Session, "do_orm_execute", record)
     assert len(statements) == 4

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from webapi.models import Item, User
+from webapi.models import Item, User, utcnow
 from webapi.schemas import ItemCreate, ItemUpdate
 from webapi.services.pagination import page_query, paginate
 
@@ -13,14 +13,25 @@ from webapi.services.pagination import page_query, paginate
 _ITEMS_OF_OWNER = page_query(
     select(Item).where(Item.owner_id == bindparam("owner_id")).order_by(Item.created_at, Item.id)
 )
+# One INSERT, not the ORM's unit of work: a flush for a single new object costs more than twice
+# the CPU of the whole rest of POST /api/v1/items (README, Performance).
+_INSERT_ITEM = insert(Item.metadata.tables[Item.__tablename__])
 _OWNED_ITEM = select(Item).where(Item.id == bindparam("item_id"), Item.owner_id == bindparam("owner_id"))
 
 
 async def create_item(*, session: AsyncSession, owner: User, data: ItemCreate) -> Item:
-    item = Item(owner_id=owner.id, title=data.title, description=data.description)
-    session.add(item)
+    now = utcnow()
+    values = {
+        "id": uuid.uuid4(),
+        "owner_id": owner.id,
+        "title": data.title,
+        "description": data.description,
+        "created_at": now,
+        "updated_at": now,
+    }
+    await session.execute(_INSERT_ITEM, values)
     await session.commit()
-    return item
+    return Item(**values)
 
 
 async def list_items(
