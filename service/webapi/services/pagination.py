@@ -17,6 +17,9 @@ class PageQuery:
 
     rows: Select[Any]
     count: Select[Any]
+    # A query of one ORM entity pages through those objects; a query of columns through its
+    # rows (each row still carries the window's ``total``, which a schema ignores).
+    whole_rows: bool
 
 
 def page_query(query: Select[Any]) -> PageQuery:
@@ -26,6 +29,7 @@ def page_query(query: Select[Any]) -> PageQuery:
     return PageQuery(
         rows=windowed.offset(bindparam("offset")).limit(bindparam("limit")),
         count=select(func.count()).select_from(query.order_by(None).subquery()),
+        whole_rows=len(query.column_descriptions) > 1,
     )
 
 
@@ -38,7 +42,7 @@ async def paginate(
     window = {"offset": (page - 1) * per_page, "limit": per_page}
     rows = (await session.execute(query.rows, {**bound, **window})).all()
     if rows:
-        return [row[0] for row in rows], int(rows[0].total)
+        return (list(rows) if query.whole_rows else [row[0] for row in rows]), int(rows[0].total)
     if page == 1:
         return [], 0
     total = await session.scalar(query.count, bound)
