@@ -123,8 +123,7 @@ def _prime(service_dir: Path, route: str, env: dict[str, str]) -> None:
     subprocess.run(
         [sys.executable, "-c", CHILD, route, "1"],
         cwd=service_dir,
-        env={key: value for key, value in env.items() if key != "PYTHONDONTWRITEBYTECODE"}
-        | {"PYTHONPATH": str(service_dir)},
+        env={**env, "PYTHONPATH": str(service_dir)},
         capture_output=True,
         check=True,
         timeout=300,

@@ -38,7 +38,7 @@ async def paginate(
 ) -> tuple[list[Any], int]:
     """Page ``page`` of ``query`` (1-based) with ``params`` bound, and the total. Only a page
     past the end (no rows to carry the total) needs a second, counting query."""
-    bound = dict(params or {})
+    bound = params or {}
     window = {"offset": (page - 1) * per_page, "limit": per_page}
     rows = (await session.execute(query.rows, {**bound, **window})).all()
     if rows:
