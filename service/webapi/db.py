@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +25,11 @@ def engine_options(settings: Settings) -> dict[str, Any]:
       from the request concurrency) plus DB_MAX_OVERFLOW; requests beyond that wait
       up to DB_POOL_TIMEOUT_SECONDS instead of opening unbounded connections.
     """
-    connect_args = {
+    connect_args: dict[str, Any] = {
         "timeout": settings.db_connect_timeout_seconds,
         "command_timeout": settings.db_command_timeout_seconds,
         "server_settings": {"application_name": settings.app_name[:63]},
+        **tls_connect_args(settings),
     }
     if settings.platform is Platform.LAMBDA:
         pool_size, max_overflow = 1, 0
@@ -45,6 +47,17 @@ def engine_options(settings: Settings) -> dict[str, Any]:
         ),
         "connect_args": connect_args,
     }
+
+
+def tls_connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg's ``ssl`` argument for DB_SSL_MODE: a context that checks the server's chain and
+    host name (verify-full), or nothing at all. Shared by the service and the migrations."""
+    if settings.db_ssl_mode != "verify-full":
+        return {}
+    context = ssl.create_default_context()  # the system's CAs, hostname checks, TLS 1.2+
+    if settings.db_ssl_root_cert:
+        context.load_verify_locations(cafile=settings.db_ssl_root_cert)
+    return {"ssl": context}
 
 
 @dataclass

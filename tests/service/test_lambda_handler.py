@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.conftest import ROOT, SERVICE_DIR, TEST_SECRET_KEY, PostgresForTests, migrate
+from tests.conftest import ROOT, SERVICE_DIR, TEST_SECRET_KEY, PostgresForTests
 from tests.service.lambda_driver import BINARY_COOKIES, BINARY_PAYLOAD, FUNCTION_NAME
 
 pytestmark = pytest.mark.slow
@@ -241,8 +241,7 @@ class LambdaRun:
 
 @pytest.fixture(scope="module")
 def lambda_run(postgres: PostgresForTests, tmp_path_factory: pytest.TempPathFactory) -> LambdaRun:
-    database_url = postgres.database("app_lambda")
-    migrate(database_url)
+    database_url = postgres.migrated("app_lambda")
     invocations = [{"name": name, "event": event} for name, event in all_events()]
     result_path = tmp_path_factory.mktemp("lambda") / "result.json"
     env = {

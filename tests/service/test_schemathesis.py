@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PostgresForTests, migrate
+from tests.conftest import PostgresForTests
 from tests.service.live_server import live_server
 
 API = "/api/v1"
@@ -38,8 +38,7 @@ def sign_up_and_log_in(base_url: str) -> str:
 
 @pytest.mark.slow
 def test_openapi_conformance(postgres: PostgresForTests, tmp_path: Path) -> None:
-    database_url = postgres.database("app_schemathesis")
-    migrate(database_url)
+    database_url = postgres.migrated("app_schemathesis")
 
     with live_server(database_url, tmp_path / "server.log") as server:
         token = sign_up_and_log_in(server.base_url)

@@ -5,6 +5,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from tests.conftest import TEST_SECRET_KEY
 from tests.service.conftest import stub_secrets
 from webapi import config
 from webapi.config import Environment, Platform, Settings, SettingsError, resolve_settings
@@ -126,3 +127,46 @@ def test_pool_is_one_connection_on_lambda_and_bounded_elsewhere() -> None:
     assert on_cloud_run["pool_pre_ping"] is False
     assert engine_options(settings(k_service="api", db_pool_pre_ping=True))["pool_pre_ping"] is True
     assert settings(k_service="api").platform is Platform.CLOUD_RUN
+
+
+@pytest.mark.parametrize(
+    ("given", "stage"),
+    [
+        ("production", Environment.PROD),
+        ("Production", Environment.PROD),
+        ("prod", Environment.PROD),
+        ("PROD", Environment.PROD),
+        ("development", Environment.DEV),
+        ("dev", Environment.DEV),
+        ("staging", Environment.STAGING),
+        ("stage", Environment.STAGING),
+        ("local", Environment.LOCAL),
+    ],
+)
+def test_the_common_spellings_of_a_stage_are_that_stage(
+    monkeypatch: pytest.MonkeyPatch, given: str, stage: Environment
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", given)
+    monkeypatch.setenv("SECRET_KEY", TEST_SECRET_KEY)
+    settings = Settings(_env_file=None)
+    assert settings.environment is stage
+    assert settings.environment.is_deployed is (stage not in (Environment.LOCAL, Environment.TEST))
+
+
+def test_an_unknown_stage_is_refused_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "qa")
+    with pytest.raises(ValidationError, match="environment"):
+        Settings(_env_file=None)
+
+
+def test_an_rds_master_secret_without_dbname_gets_the_stack_s_database(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RDS's generated master secret has no dbname: DATABASE_NAME names the stack's database."""
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:master-AbCdEf"
+    master = '{"username": "app_admin", "password": "pw", "host": "c.cluster-x.eu-west-1.rds.amazonaws.com"}'
+    stub_secrets(monkeypatch, {arn: master})
+    settings = resolve_settings(
+        Settings(database_secret_arn=arn, database_name="app", secret_key=TEST_SECRET_KEY, _env_file=None)
+    )
+    assert settings.sqlalchemy_url().endswith("@c.cluster-x.eu-west-1.rds.amazonaws.com:5432/app")

@@ -7,21 +7,9 @@ import asyncio
 from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
-from webapi.config import get_settings
+from webapi.migrate import MIGRATION_LOCK_KEY, migration_engine
 from webapi.models import Base
-
-# Any fixed 64-bit key: concurrent migrators wait for each other instead of racing.
-MIGRATION_LOCK_KEY = 7_240_915_031
-
-
-def _database_url() -> str:
-    url = context.config.attributes.get("database_url")
-    if url:
-        return str(url)
-    return get_settings().sqlalchemy_url()
 
 
 def _run(connection: Connection) -> None:
@@ -43,7 +31,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(_database_url(), poolclass=NullPool)
+    engine = migration_engine(context.config)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)
@@ -53,7 +41,10 @@ async def _run_async() -> None:
 
 def run_migrations_offline() -> None:
     context.configure(
-        url=_database_url(), target_metadata=Base.metadata, literal_binds=True, compare_type=True
+        url=migration_engine(context.config).url,
+        target_metadata=Base.metadata,
+        literal_binds=True,
+        compare_type=True,
     )
     with context.begin_transaction():
         context.run_migrations()
