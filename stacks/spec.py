@@ -15,7 +15,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+# Plain Python (no cdktf): Google Cloud's limits, shared with the constructs' backstops.
+from constructs_lib.gcp import limits
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPEC_FILE = ROOT / "deploy.yaml"
@@ -48,30 +59,73 @@ class Model(BaseModel):
 
 
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]*$", max_length=128)]
+# Variables the constructs set themselves (a second definition would clash: Cloud Run refuses
+# a name twice), and the platforms' own: Cloud Run reserves PORT and K_* (container
+# contract), Lambda reserves AWS_* and LAMBDA_* (Lambda "Defined runtime environment variables").
+PLATFORM_ENV = frozenset(
+    {
+        "DATABASE_URL",
+        "SECRET_KEY",
+        "REDIS_URL",
+        "APP_DB_USER",
+        "APP_DB_PASSWORD",
+        "PORT",
+        "K_SERVICE",
+        "K_REVISION",
+        "K_CONFIGURATION",
+    }
+)
+PLATFORM_ENV_PREFIXES = ("AWS_", "LAMBDA_", "X_GOOGLE_", "CLOUD_RUN_")
 
 
 class Compute(Model):
-    memory_mib: int = Field(1024, ge=128, le=10240, description="Lambda memory; Cloud Run memory limit")
+    # Both clouds read it: at least Cloud Run's 512 MiB (second-generation execution
+    # environment), at most Lambda's 10240 MiB.
+    memory_mib: int = Field(
+        1024,
+        ge=limits.CLOUD_RUN_MIN_MEMORY_MIB,
+        le=10240,
+        description="Lambda memory; Cloud Run memory limit",
+    )
     cpu: Literal[1, 2, 4, 8] = Field(1, description="Cloud Run vCPUs (Lambda's CPU follows memory)")
     timeout_seconds: int = Field(
         28, ge=1, le=28, description="Request timeout, under the HTTP API integration's 29 s"
     )
     architecture: Architecture = Architecture.ARM64
 
+    @model_validator(mode="after")
+    def _cloud_run_pair(self) -> Compute:
+        problem = limits.cloud_run_resources_error(
+            cpu=self.cpu,
+            memory_mib=self.memory_mib,
+            cpu_field="compute.cpu",
+            memory_field="compute.memory_mib",
+        )
+        if problem:
+            raise ValueError(problem)
+        return self
+
 
 class Scaling(Model):
-    min_instances: int = Field(0, ge=0, le=1000)
-    max_instances: int = Field(100, ge=1, le=1000)
-    concurrency: int = Field(80, ge=1, le=1000, description="Requests per Cloud Run instance")
+    min_instances: int = Field(0, ge=0, le=1000, description="Cloud Run minimum; AWS provisioned concurrency")
+    max_instances: int = Field(
+        5, ge=1, le=1000, description="Cloud Run maximum per revision; AWS reserved concurrency (if reserved)"
+    )
+    concurrency: int = Field(
+        80, ge=1, le=limits.CLOUD_RUN_MAX_CONCURRENCY, description="Requests per Cloud Run instance"
+    )
     reserve_concurrency: bool = Field(
         False, description="AWS: reserve max_instances of the account's Lambda concurrency"
     )
 
     @model_validator(mode="after")
     def _ordered(self) -> Scaling:
+        # Also AWS's rule: provisioned concurrency (min_instances) never above the reserved
+        # concurrency (max_instances, with reserve_concurrency).
         if self.min_instances > self.max_instances:
             raise ValueError(
-                f"min_instances ({self.min_instances}) must be <= max_instances ({self.max_instances})"
+                f"scaling.min_instances ({self.min_instances}) must be <= scaling.max_instances "
+                f"({self.max_instances}) (on AWS: provisioned concurrency <= reserved concurrency)"
             )
         return self
 
@@ -81,23 +135,70 @@ class Database(Model):
     version: Literal["16", "17"] = Field("17", description="PostgreSQL major version")
     min_capacity_acu: float = Field(0, ge=0, le=256, description="Aurora Serverless v2; 0 pauses when idle")
     max_capacity_acu: float = Field(2, ge=1, le=256)
-    tier: str = Field("db-f1-micro", pattern=r"^db-[a-z0-9-]+$", description="Cloud SQL machine tier")
+    tier: str = Field(
+        "db-f1-micro",
+        pattern=r"^db-[a-z0-9-]+$",
+        description="Cloud SQL machine tier: db-f1-micro, db-g1-small or db-custom-<vCPUs>-<memory MiB>",
+    )
     name: str = Field("app", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    # Days on both clouds: Aurora's backup retention period; on Cloud SQL that many daily
+    # automated backups (retained_backups, COUNT).
     backup_retention_days: int = Field(1, ge=1, le=35)
+    # Cloud SQL only (Aurora restores to any point within its backup retention anyway).
+    point_in_time_recovery: bool = Field(False, description="Cloud SQL: keep transaction logs for PITR")
+    transaction_log_retention_days: int = Field(
+        limits.ENTERPRISE_MAX_LOG_DAYS,
+        ge=1,
+        le=limits.ENTERPRISE_MAX_LOG_DAYS,
+        description="Cloud SQL Enterprise: days of transaction logs for PITR",
+    )
     deletion_protection: bool = False
     rds_proxy: bool = False
+
+    @field_validator("tier")
+    @classmethod
+    def _known_tier(cls, tier: str) -> str:
+        problem = limits.tier_error(tier)
+        if problem:
+            raise ValueError(problem)
+        return tier
+
+    @model_validator(mode="after")
+    def _backups(self) -> Database:
+        problem = limits.backups_error(
+            backup_retention_days=self.backup_retention_days,
+            point_in_time_recovery=self.point_in_time_recovery,
+            transaction_log_retention_days=self.transaction_log_retention_days,
+            days_field="database.backup_retention_days",
+            pitr_field="database.point_in_time_recovery",
+            logs_field="database.transaction_log_retention_days",
+        )
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _proxy(self) -> Database:
+        # The AWS construct's backstop (DatabaseOptions) refuses it too: RDS Proxy keeps
+        # its connections open, so an Aurora cluster that may pause (0 ACU) never would.
+        if self.rds_proxy and self.min_capacity_acu == 0:
+            raise ValueError(
+                "database.rds_proxy needs database.min_capacity_acu > 0: RDS Proxy keeps Aurora "
+                "Serverless from pausing (set min_capacity_acu to 0.5 or more, or rds_proxy false)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _capacity(self) -> Database:
         if self.min_capacity_acu > self.max_capacity_acu:
             raise ValueError(
-                f"min_capacity_acu ({self.min_capacity_acu}) must be <= "
-                f"max_capacity_acu ({self.max_capacity_acu})"
+                f"database.min_capacity_acu ({self.min_capacity_acu}) must be <= "
+                f"database.max_capacity_acu ({self.max_capacity_acu})"
             )
         for name in ("min_capacity_acu", "max_capacity_acu"):
             value = getattr(self, name)
             if (value * 2) % 1:
-                raise ValueError(f"{name} must be a multiple of 0.5 ACU, got {value}")
+                raise ValueError(f"database.{name} must be a multiple of 0.5 ACU, got {value}")
         return self
 
 
@@ -155,10 +256,19 @@ class Gcp(Model):
         None, pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", description="Subnet of `network` in `region`"
     )
     subnet_cidr: str = Field(
-        "10.8.0.0/26",
+        # A /24: 252 usable addresses, room for 2 per instance at the default 100 instances.
+        "10.8.0.0/24",
         pattern=r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}/(1[6-9]|2[0-6])$",
-        description="Range of the subnet created for Direct VPC egress (/26 or larger)",
+        description="Range of the subnet created for Direct VPC egress (/26 or larger, private)",
     )
+
+    @field_validator("subnet_cidr")
+    @classmethod
+    def _private_network(cls, cidr: str) -> str:
+        problem = limits.subnet_error(cidr, max_instances=1)
+        if problem:
+            raise ValueError(problem)
+        return cidr
 
     @model_validator(mode="after")
     def _network_and_subnet(self) -> Gcp:
@@ -196,11 +306,42 @@ class Spec(Model):
         clash = set(self.environment) & set(self.secrets)
         if clash:
             raise ValueError(f"environment and secrets both define {sorted(clash)}")
+        taken = sorted(
+            name
+            for name in (*self.environment, *self.secrets)
+            if name in PLATFORM_ENV or name.startswith(PLATFORM_ENV_PREFIXES)
+        )
+        if taken:
+            raise ValueError(
+                f"environment / secrets: {taken} are set by the constructs or reserved by the platform"
+            )
         if self.cache.enabled and self.gcp.vpc_egress == "none":
             raise ValueError(
                 "cache.enabled needs a VPC path on Google Cloud (Memorystore has only a private "
                 "address): set gcp.vpc_egress to direct, or leave the cache off"
             )
+        if (
+            limits.connections_per_instance(tier=self.database.tier, max_instances=self.scaling.max_instances)
+            < 1
+        ):
+            raise ValueError(
+                limits.pool_error(
+                    tier=self.database.tier,
+                    max_instances=self.scaling.max_instances,
+                    tier_field="database.tier",
+                    instances_field="scaling.max_instances",
+                )
+            )
+        if self.cache.enabled and self.gcp.network is None:
+            # The subnet we create for Direct VPC egress (an existing one is the user's to size).
+            problem = limits.subnet_error(
+                self.gcp.subnet_cidr,
+                max_instances=self.scaling.max_instances,
+                cidr_field="gcp.subnet_cidr",
+                instances_field="scaling.max_instances",
+            )
+            if problem:
+                raise ValueError(problem)
         return self
 
     @property
@@ -220,16 +361,32 @@ class Spec(Model):
 # Where dev and prod differ by default; any of it can still be overridden.
 STAGE_DEFAULTS: dict[Stage, dict[str, Any]] = {
     Stage.DEV: {
-        "database": {"deletion_protection": False, "backup_retention_days": 1},
+        # A day of backups, so no point-in-time recovery: Cloud SQL needs more daily backups
+        # than days of transaction logs (1..7), i.e. at least 2 (limits.backups_error).
+        # Five instances: with db-f1-micro's 25 connections that leaves each 2 (limits.pool_size).
+        "database": {
+            "deletion_protection": False,
+            "backup_retention_days": 1,
+            "point_in_time_recovery": False,
+            "tier": "db-f1-micro",
+        },
+        "scaling": {"max_instances": 5},
         "log_retention_days": 7,
     },
     Stage.PROD: {
+        # 14 days of backups, 7 of transaction logs (the Enterprise maximum): PITR to any
+        # second of the last week. A dedicated-core tier: shared-core ones have no SLA, and
+        # 8 GB gives 400 connections, enough for 100 instances across a rollout.
         "database": {
             "deletion_protection": True,
             "backup_retention_days": 14,
+            "point_in_time_recovery": True,
+            "transaction_log_retention_days": 7,
+            "tier": "db-custom-2-8192",
             "min_capacity_acu": 0.5,
             "max_capacity_acu": 8,
         },
+        "scaling": {"max_instances": 100},
         "log_retention_days": 90,
         "storage": {"versioned": True, "noncurrent_days": 90},
     },

@@ -19,7 +19,8 @@ def test_defaults_follow_the_seed(tmp_path: Path) -> None:
     spec = load_spec(write(tmp_path, "project: shop\n"))
     assert spec.stage is Stage.DEV
     assert spec.compute.memory_mib == 1024 and spec.compute.architecture is Architecture.ARM64
-    assert (spec.scaling.min_instances, spec.scaling.max_instances, spec.scaling.concurrency) == (0, 100, 80)
+    # Five instances in dev: db-f1-micro's connections leave room for no more (test_spec_limits.py).
+    assert (spec.scaling.min_instances, spec.scaling.max_instances, spec.scaling.concurrency) == (0, 5, 80)
     assert spec.health_check_path == "/health"
     assert spec.database.engine == "postgresql" and spec.database.tier == "db-f1-micro"
     assert spec.name == "shop-dev"
@@ -36,6 +37,11 @@ def test_prod_differs_where_it_should(tmp_path: Path) -> None:
     dev, prod = load_spec(path, stage="dev"), load_spec(path, stage="prod")
     assert not dev.database.deletion_protection and prod.database.deletion_protection
     assert prod.database.backup_retention_days > dev.database.backup_retention_days
+    # Point-in-time recovery needs more days of backups than of logs: prod only.
+    assert not dev.database.point_in_time_recovery and prod.database.point_in_time_recovery
+    assert prod.database.backup_retention_days > prod.database.transaction_log_retention_days
+    assert (dev.database.tier, prod.database.tier) == ("db-f1-micro", "db-custom-2-8192")
+    assert (dev.scaling.max_instances, prod.scaling.max_instances) == (5, 100)
     assert prod.log_retention_days > dev.log_retention_days
     assert dev.database.min_capacity_acu == 0  # dev pauses when idle
     assert (
@@ -63,7 +69,7 @@ def test_file_then_context_overrides(tmp_path: Path) -> None:
             "project: shop\ncompute:\n  memory_mib: 64\n",
             {},
             "compute.memory_mib",
-            "greater than or equal to 128",
+            "greater than or equal to 512",
         ),
         (
             "project: shop\n",
@@ -81,7 +87,7 @@ def test_file_then_context_overrides(tmp_path: Path) -> None:
             "project: shop\nscaling:\n  min_instances: 5\n  max_instances: 2\n",
             {},
             "scaling",
-            "must be <= max_instances",
+            "must be <= scaling.max_instances",
         ),
         ("project: shop\ndatabase:\n  engine: mysql\n", {}, "database.engine", "'postgresql'"),
         ("project: shop\ndatabase:\n  version: '12'\n", {}, "database.version", "'16' or '17'"),
