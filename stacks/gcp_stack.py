@@ -64,13 +64,7 @@ class GcpServiceStack(TerraformStack):
             public=spec.public,
             deletion_protection=prod,
             app_environment=spec.stage.value,
-            database=CloudSqlOptions(
-                version=spec.database.version,
-                tier=spec.database.tier,
-                database_name=spec.database.name,
-                backup_retention_count=spec.database.backup_retention_days,
-                deletion_protection=spec.database.deletion_protection,
-            ),
+            database=_database(spec),
             # The cache is the only private destination: no VPC path without it.
             network=_network(spec) if spec.cache.enabled else None,
             cache=_cache(spec) if spec.cache.enabled else None,
@@ -89,6 +83,22 @@ class GcpServiceStack(TerraformStack):
                 value=self.service.uploads.bucket.name,
                 description="Attachments bucket",
             )
+
+
+def _database(spec: Spec) -> CloudSqlOptions:
+    """Days stay days: CloudSqlOptions turns them into a count of daily backups."""
+    database = spec.database
+    return CloudSqlOptions(
+        version=database.version,
+        tier=database.tier,
+        database_name=database.name,
+        backup_retention_days=database.backup_retention_days,
+        point_in_time_recovery=database.point_in_time_recovery,
+        transaction_log_retention_days=(
+            database.transaction_log_retention_days if database.point_in_time_recovery else None
+        ),
+        deletion_protection=database.deletion_protection,
+    )
 
 
 def _network(spec: Spec) -> NetworkOptions:

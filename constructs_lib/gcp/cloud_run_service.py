@@ -7,14 +7,19 @@ provider's generated struct classes, never plain dicts (jsii drops snake_case di
 
 Deploy order, enforced with dependencies:
 APIs -> registry -> image built by Cloud Build (tag = content hash of the source) ->
-Cloud SQL, secrets, runtime identity -> migration job executed -> service revision.
+Cloud SQL, secrets, identities -> migration job executed -> service revision.
+
+Two identities, two database roles: the migration job runs as its own service account and
+connects as the built-in user that owns the schema; the service runs as the runtime account
+and connects as ``app_service``, a role the migrations create with the privileges the service
+needs. Neither account can read the other's database URL.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +75,7 @@ from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketI
 from cdktf_cdktf_provider_random.password import Password
 from constructs import Construct
 
+from constructs_lib.gcp import limits
 from constructs_lib.gcp.cache import CacheOptions, MemorystoreCache
 from constructs_lib.gcp.image import source_hash
 from constructs_lib.gcp.network import EgressNetwork, NetworkOptions
@@ -108,31 +114,68 @@ POSTGRES_FLAGS = {
 }
 
 
+# The role the service connects as. The migrations create it over SQL (APP_DB_USER,
+# APP_DB_PASSWORD) with the privileges the service needs; a google_sql_user would make it a
+# member of cloudsqlsuperuser, which is what the owner (the built-in user) already is.
+APP_DB_ROLE = "app_service"
+# The service's DATABASE_URL secret holds the app_service URL from version 2 on (version 1
+# held the owner's): a stack deployed before gets a new secret version, not a stale URL.
+SERVICE_DATABASE_URL_VERSION = 2
+
+
 @dataclass(frozen=True, kw_only=True)
 class CloudSqlOptions:
+    """``backup_retention_days`` days of daily automated backups (Cloud SQL counts backups:
+    limits.retained_backups converts); with ``point_in_time_recovery``,
+    ``transaction_log_retention_days`` of logs, fewer than the days of backups."""
+
     version: str = "17"
     tier: str = "db-f1-micro"
     database_name: str = "app"
-    user_name: str = "app"
-    backup_retention_count: int = 7
+    user_name: str = "app"  # the built-in user: owns the schema, used by the migrations only
+    backup_retention_days: int = 7
     point_in_time_recovery: bool = True
+    transaction_log_retention_days: int | None = 6
     deletion_protection: bool = True
 
     def __post_init__(self) -> None:
         if self.version not in POSTGRES_VERSIONS:
             raise ValueError(f"version must be one of {sorted(POSTGRES_VERSIONS)}, got {self.version!r}")
-        if not self.tier.startswith("db-"):
-            raise ValueError(f"tier must be a Cloud SQL tier like db-f1-micro, got {self.tier!r}")
-        if not 1 <= self.backup_retention_count <= 365:
-            raise ValueError(f"backup_retention_count must be 1..365, got {self.backup_retention_count}")
+        problem = limits.tier_error(self.tier)
+        if problem:
+            raise ValueError(f"tier {problem}")
+        problem = limits.backups_error(
+            backup_retention_days=self.backup_retention_days,
+            point_in_time_recovery=self.point_in_time_recovery,
+            transaction_log_retention_days=self.transaction_log_retention_days,
+        )
+        if problem:
+            raise ValueError(problem)
+        if self.user_name == APP_DB_ROLE:
+            raise ValueError(f"user_name must not be {APP_DB_ROLE!r}: that is the service's role")
+
+    @property
+    def retained_backups(self) -> int:
+        return limits.retained_backups(self.backup_retention_days)
+
+
+@dataclass
+class _SecretParts:
+    """A secret, its first version (None: the user adds it) and a read grant per identity."""
+
+    secret: SecretManagerSecret
+    version: SecretManagerSecretVersion | None
+    grants: dict[str, SecretManagerSecretIamMember] = field(default_factory=dict)  # by reader
 
 
 class CloudRunService(Construct):
     """Parts, as attributes: ``apis``, ``repository``, ``image``, ``build``,
-    ``service_account``, ``build_service_account``, ``sql_instance``, ``database``,
-    ``sql_user``, ``secrets`` (by env var name), ``migrate_job``, ``migrate_run``,
-    ``service``, ``url``; with their options: ``network`` (Direct VPC egress of the service),
-    ``cache`` (needs ``network``), ``uploads``; else None."""
+    ``service_account`` (the service's), ``migrate_service_account``, ``build_service_account``,
+    ``sql_instance``, ``database``, ``sql_user`` (the owner), ``secrets`` and
+    ``migrate_secrets`` (what the service and the job read, by env var name),
+    ``pool_size``, ``migrate_job``, ``migrate_run``, ``service``, ``url``; with their options:
+    ``network`` (Direct VPC egress of the service), ``cache`` (needs ``network``),
+    ``uploads``; else None."""
 
     def __init__(
         self,
@@ -149,7 +192,7 @@ class CloudRunService(Construct):
         cpu: int = 1,
         memory_mib: int = 1024,
         min_instances: int = 0,
-        max_instances: int = 100,
+        max_instances: int = 5,
         concurrency: int = 80,
         request_timeout_seconds: int = 300,
         health_check_path: str = "/health",
@@ -172,12 +215,17 @@ class CloudRunService(Construct):
             max_instances=max_instances,
             concurrency=concurrency,
             health_check_path=health_check_path,
+            new_subnet_cidr=network.subnet_cidr if network is not None and network.creates_network else None,
         )
         if cache is not None and network is None:
             raise ValueError("cache needs network: Memorystore has a private address only")
         if cache is not None and "REDIS_URL" in extra_secrets:
             raise ValueError("extra_secrets: REDIS_URL comes from the cache; leave it out or the cache off")
         database = database or CloudSqlOptions()
+        # Raises when not even one connection per instance fits the tier.
+        self.pool_size = limits.pool_size(
+            tier=database.tier, max_instances=max_instances, concurrency=concurrency
+        )
         self.project, self.region, self.name = project, region, name
 
         apis = [
@@ -302,7 +350,7 @@ class CloudRunService(Construct):
             depends_on=[self.repository, *build_grants],
         )
 
-        # --- the runtime identity -------------------------------------------------------
+        # --- the identities: the service's, and the migration job's -------------------
         self.service_account = ServiceAccount(
             self,
             "runtime",
@@ -312,6 +360,16 @@ class CloudRunService(Construct):
             depends_on=after_apis,
         )
         runtime = f"serviceAccount:{self.service_account.email}"
+        # Its own account: only the job may read the owner's URL and the role's password.
+        self.migrate_service_account = ServiceAccount(
+            self,
+            "migrator",
+            project=project,
+            account_id=_account_id(name, "migrate"),
+            display_name=f"Migration job of {name}",
+            depends_on=after_apis,
+        )
+        migrator = f"serviceAccount:{self.migrate_service_account.email}"
 
         # --- Cloud SQL ------------------------------------------------------------------
         self.sql_instance = SqlDatabaseInstance(
@@ -331,8 +389,14 @@ class CloudRunService(Construct):
                 backup_configuration=SqlDatabaseInstanceSettingsBackupConfiguration(
                     enabled=True,
                     point_in_time_recovery_enabled=database.point_in_time_recovery,
+                    # Without PITR there are no transaction logs to keep: left unset (and no
+                    # value of 1..7 would be below a single day of backups).
+                    transaction_log_retention_days=(
+                        database.transaction_log_retention_days if database.point_in_time_recovery else None
+                    ),
+                    # Daily backups, counted: N of them keep N days.
                     backup_retention_settings=SqlDatabaseInstanceSettingsBackupConfigurationBackupRetentionSettings(
-                        retained_backups=database.backup_retention_count, retention_unit="COUNT"
+                        retained_backups=database.retained_backups, retention_unit="COUNT"
                     ),
                 ),
                 # Public IP with no authorized network: reachable only through the Cloud SQL
@@ -354,6 +418,7 @@ class CloudRunService(Construct):
             self, "database", project=project, instance=self.sql_instance.name, name=database.database_name
         )
         db_password = Password(self, "db-password", length=32, special=False)
+        # The built-in user (a cloudsqlsuperuser member): the migration identity only.
         self.sql_user = SqlUser(
             self,
             "user",
@@ -368,47 +433,49 @@ class CloudRunService(Construct):
         )
         connection_name = self.sql_instance.connection_name
 
-        # --- secrets --------------------------------------------------------------------
-        secret_key = Password(self, "secret-key", length=64, special=False)
-        database_url = (
-            f"postgresql+asyncpg://{database.user_name}:{db_password.result}@/{database.database_name}"
-            f"?host={CLOUDSQL_MOUNT}/{connection_name}"
+        # --- secrets: the service's and the job's ----------------------------------------
+        service_parts, job_parts = self._database_secrets(
+            database=database,
+            owner_password=db_password.result,
+            readers={"runtime": runtime, "migrator": migrator},
+            extra_secrets=extra_secrets,
+            after=after_apis,
         )
-        self.secrets: dict[str, SecretManagerSecret] = {}
-        self._secret_grants: list[TerraformResource] = []
-        versions: list[TerraformResource] = []
-        generated = {"DATABASE_URL": database_url, "SECRET_KEY": secret_key.result}
-        # Extra secrets get no version here: add the value yourself (gcloud secrets versions add).
-        for env_name, value in [*generated.items(), *((n, None) for n in extra_secrets)]:
-            self.secrets[env_name] = self._secret(
-                env_name, project=project, runtime=runtime, after=after_apis, value=value, versions=versions
-            )
 
         # --- optional: the cache, behind Direct VPC egress; the uploads bucket ----------
         # The service alone uses them: the migration job gets neither their variables nor
         # a VPC path, and does not wait for them.
-        self._service_only_secrets: set[str] = set()
-        service_env, service_versions, service_grants = self._optional_parts(
+        service_env, optional_parts, optional_grants = self._optional_parts(
             network=network, cache=cache, uploads=uploads, runtime=runtime, after=after_apis
         )
-        self.sql_client_grant = ProjectIamMember(
-            self,
-            "runtime-sql-client",
-            project=project,
-            role="roles/cloudsql.client",
-            member=runtime,
-            condition=ProjectIamMemberCondition(
-                title=f"only {name}-pg",
-                expression=f'resource.name == "projects/{project}/instances/{name}-pg"',
-            ),
+        service_parts.update(optional_parts)
+        self.secrets = {env_name: parts.secret for env_name, parts in service_parts.items()}
+        self.migrate_secrets = {env_name: parts.secret for env_name, parts in job_parts.items()}
+        self.sql_client_grant, self.migrate_sql_client_grant = (
+            ProjectIamMember(
+                self,
+                grant_id,
+                project=project,
+                role="roles/cloudsql.client",
+                member=member,
+                condition=ProjectIamMemberCondition(
+                    title=f"only {name}-pg",
+                    expression=f'resource.name == "projects/{project}/instances/{name}-pg"',
+                ),
+            )
+            for grant_id, member in (("runtime-sql-client", runtime), ("migrator-sql-client", migrator))
         )
-        grants: list[TerraformResource] = [self.sql_client_grant, *self._secret_grants]
+        # What each reads, there before it reads it: versions and the grants of its own identity.
+        service_needs = [self.sql_client_grant, *optional_grants, *_ready(service_parts.values(), "runtime")]
+        job_needs = [self.migrate_sql_client_grant, *_ready(job_parts.values(), "migrator")]
 
         plain_env = {
             "ENVIRONMENT": app_environment,
             "GOOGLE_CLOUD_PROJECT": project,
-            "DB_POOL_SIZE": str(min(concurrency, 10)),
+            "DB_POOL_SIZE": str(self.pool_size),
             "DB_MAX_OVERFLOW": "0",
+            # The /cloudsql socket is encrypted by the connector (see _database_secrets).
+            "DB_SSL_MODE": "disable",
             **(environment or {}),
         }
 
@@ -423,14 +490,20 @@ class CloudRunService(Construct):
             template=run_job.CloudRunV2JobTemplate(
                 task_count=1,
                 template=run_job.CloudRunV2JobTemplateTemplate(
-                    service_account=self.service_account.email,
+                    service_account=self.migrate_service_account.email,
                     max_retries=0,
                     timeout="600s",
                     containers=[
                         run_job.CloudRunV2JobTemplateTemplateContainers(
                             image=self.image,
                             command=list(migrate_command),
-                            env=self._job_env(plain_env),
+                            env=_env(
+                                {**plain_env, "APP_DB_USER": APP_DB_ROLE},
+                                self.migrate_secrets,
+                                env=run_job.CloudRunV2JobTemplateTemplateContainersEnv,
+                                source=run_job.CloudRunV2JobTemplateTemplateContainersEnvValueSource,
+                                ref=run_job.CloudRunV2JobTemplateTemplateContainersEnvValueSourceSecretKeyRef,
+                            ),
                             volume_mounts=[
                                 _cloudsql_mount(run_job.CloudRunV2JobTemplateTemplateContainersVolumeMounts)
                             ],
@@ -445,7 +518,7 @@ class CloudRunService(Construct):
                     ],
                 ),
             ),
-            depends_on=[self.build, *versions, *grants, self.database, self.sql_user],
+            depends_on=[self.build, *job_needs, self.database, self.sql_user],
         )
         self.migrate_run = DataResource(
             self,
@@ -493,7 +566,13 @@ class CloudRunService(Construct):
                             cpu_idle=True,  # CPU only while serving requests
                             startup_cpu_boost=True,
                         ),
-                        env=self._service_env({**plain_env, **service_env}),
+                        env=_env(
+                            {**plain_env, **service_env},
+                            self.secrets,
+                            env=run.CloudRunV2ServiceTemplateContainersEnv,
+                            source=run.CloudRunV2ServiceTemplateContainersEnvValueSource,
+                            ref=run.CloudRunV2ServiceTemplateContainersEnvValueSourceSecretKeyRef,
+                        ),
                         startup_probe=run.CloudRunV2ServiceTemplateContainersStartupProbe(
                             http_get=probe_get, period_seconds=2, failure_threshold=30, timeout_seconds=2
                         ),
@@ -517,7 +596,7 @@ class CloudRunService(Construct):
                 ],
                 vpc_access=_direct_vpc_egress(self.network) if self.network is not None else None,
             ),
-            depends_on=[self.migrate_run, *versions, *grants, *service_versions, *service_grants],
+            depends_on=[self.migrate_run, *service_needs],
         )
         self.invoker: CloudRunV2ServiceIamMember | None = None
         if public:
@@ -532,6 +611,57 @@ class CloudRunService(Construct):
             )
         self.url = self.service.uri
 
+    def _database_secrets(
+        self,
+        *,
+        database: CloudSqlOptions,
+        owner_password: str,
+        readers: Mapping[str, str],
+        extra_secrets: Sequence[str],
+        after: Sequence[TerraformResource],
+    ) -> tuple[dict[str, _SecretParts], dict[str, _SecretParts]]:
+        """The secrets of the service and of the migration job, by env var name.
+
+        Both connect through the /cloudsql Unix socket: Cloud Run's built-in Cloud SQL
+        connection encrypts (mutual TLS, IAM-authorized) up to the instance, so the URLs carry
+        no TLS settings. Generated passwords have no special characters: safe in a URL as
+        they are."""
+        service_only, job_only = {"runtime": readers["runtime"]}, {"migrator": readers["migrator"]}
+        secret_key = Password(self, "secret-key", length=64, special=False)
+        app_password = Password(self, "app-db-password", length=32, special=False)
+        path = f"/{database.database_name}?host={CLOUDSQL_MOUNT}/{self.sql_instance.connection_name}"
+        service_parts: dict[str, _SecretParts] = {
+            "DATABASE_URL": self._secret(
+                "database-url",
+                readers=service_only,
+                value=f"postgresql+asyncpg://{APP_DB_ROLE}:{app_password.result}@{path}",
+                version=SERVICE_DATABASE_URL_VERSION,
+                after=after,
+            ),
+            # The migrations read the settings too, which refuse a deployed start without it.
+            "SECRET_KEY": self._secret("secret-key", readers=readers, value=secret_key.result, after=after),
+        }
+        job_parts: dict[str, _SecretParts] = {
+            # Same variable name in the job, the owner's URL behind it.
+            "DATABASE_URL": self._secret(
+                "migrate-database-url",
+                readers=job_only,
+                value=f"postgresql+asyncpg://{database.user_name}:{owner_password}@{path}",
+                after=after,
+            ),
+            "APP_DB_PASSWORD": self._secret(
+                "app-db-password", readers=job_only, value=app_password.result, after=after
+            ),
+            "SECRET_KEY": service_parts["SECRET_KEY"],
+        }
+        # Extra secrets get no version here: add the value yourself (gcloud secrets versions add).
+        # Both read them, as before this split: a data migration may need one.
+        for env_name in extra_secrets:
+            service_parts[env_name] = job_parts[env_name] = self._secret(
+                _slug(env_name), readers=readers, value=None, after=after
+            )
+        return service_parts, job_parts
+
     def _optional_parts(
         self,
         *,
@@ -540,12 +670,12 @@ class CloudRunService(Construct):
         uploads: UploadsOptions | None,
         runtime: str,
         after: list[TerraformResource],
-    ) -> tuple[dict[str, str], list[TerraformResource], list[TerraformResource]]:
+    ) -> tuple[dict[str, str], dict[str, _SecretParts], list[TerraformResource]]:
         """The network, the cache and the uploads bucket, as asked; returns what the service
-        (only) gets from them: plain variables, secret versions and grants to wait for."""
+        (only) gets from them: plain variables, secrets and grants to wait for."""
         project, region, name = self.project, self.region, self.name
         service_env: dict[str, str] = {}
-        service_versions: list[TerraformResource] = []
+        service_secrets: dict[str, _SecretParts] = {}
         service_grants: list[TerraformResource] = []
         self.network: EgressNetwork | None = None
         if network is not None:
@@ -566,16 +696,13 @@ class CloudRunService(Construct):
             )
             # The URL carries the AUTH string: Secret Manager. Its version is written once
             # (write-only), so a new instance (new host, new AUTH string) replaces it.
-            self.secrets["REDIS_URL"] = self._secret(
-                "REDIS_URL",
-                project=project,
-                runtime=runtime,
-                after=after,
+            service_secrets["REDIS_URL"] = self._secret(
+                "redis-url",
+                readers={"runtime": runtime},
                 value=self.cache.url,
-                versions=service_versions,
+                after=after,
                 replace_when_changed=[self.cache.instance],
             )
-            self._service_only_secrets.add("REDIS_URL")
             # The server CA's certificate is public: a plain variable, and a new revision
             # whenever it changes.
             service_env["REDIS_CA_CERT"] = self.cache.ca_cert
@@ -593,75 +720,71 @@ class CloudRunService(Construct):
             )
             service_grants += self.uploads.grants
             service_env.update(self.uploads.environment)
-        return service_env, service_versions, service_grants
+        return service_env, service_secrets, service_grants
 
     def _secret(
         self,
-        env_name: str,
+        slug: str,
         *,
-        project: str,
-        runtime: str,
-        after: Sequence[TerraformResource],
+        readers: Mapping[str, str],
         value: str | None,
-        versions: list[TerraformResource],
+        after: Sequence[TerraformResource],
+        version: int = 1,
         replace_when_changed: Sequence[TerraformResource] = (),
-    ) -> SecretManagerSecret:
-        """A secret the runtime identity (only) may read; with a generated value, its first
-        version, written through the write-only attribute so the secret's state holds no copy."""
-        slug = env_name.lower().replace("_", "-")
+    ) -> _SecretParts:
+        """A secret that ``readers`` (only) may read; with a generated value, its version,
+        written through the write-only attribute so the secret's state holds no copy."""
         secret = SecretManagerSecret(
             self,
             f"secret-{slug}",
-            project=project,
+            project=self.project,
             secret_id=f"{self.name}-{slug}",
             replication=SecretManagerSecretReplication(auto=SecretManagerSecretReplicationAuto()),
             depends_on=list(after),
         )
-        grant = SecretManagerSecretIamMember(
-            self,
-            f"runtime-reads-{slug}",
-            project=project,
-            secret_id=secret.secret_id,
-            role="roles/secretmanager.secretAccessor",
-            member=runtime,
-        )
-        self._secret_grants.append(grant)
-        if value is not None:
-            versions.append(
-                SecretManagerSecretVersion(
-                    self,
-                    f"secret-{slug}-version",
-                    secret=secret.id,
-                    secret_data_wo=value,
-                    secret_data_wo_version=1,
-                    lifecycle=(
-                        TerraformResourceLifecycle(
-                            replace_triggered_by=[_address(r) for r in replace_when_changed]
-                        )
-                        if replace_when_changed
-                        else None
-                    ),
-                )
+        grants = {
+            reader_id: SecretManagerSecretIamMember(
+                self,
+                f"{reader_id}-reads-{slug}",
+                project=self.project,
+                secret_id=secret.secret_id,
+                role="roles/secretmanager.secretAccessor",
+                member=member,
             )
-        return secret
+            for reader_id, member in readers.items()
+        }
+        secret_version = None
+        if value is not None:
+            secret_version = SecretManagerSecretVersion(
+                self,
+                f"secret-{slug}-version",
+                secret=secret.id,
+                secret_data_wo=value,
+                secret_data_wo_version=version,
+                lifecycle=(
+                    TerraformResourceLifecycle(
+                        replace_triggered_by=[_address(r) for r in replace_when_changed]
+                    )
+                    if replace_when_changed
+                    else None
+                ),
+            )
+        return _SecretParts(secret=secret, version=secret_version, grants=grants)
 
-    def _service_env(self, plain: Mapping[str, str]) -> list[run.CloudRunV2ServiceTemplateContainersEnv]:
-        return _env(
-            plain,
-            self.secrets,
-            env=run.CloudRunV2ServiceTemplateContainersEnv,
-            source=run.CloudRunV2ServiceTemplateContainersEnvValueSource,
-            ref=run.CloudRunV2ServiceTemplateContainersEnvValueSourceSecretKeyRef,
-        )
 
-    def _job_env(self, plain: Mapping[str, str]) -> list[run_job.CloudRunV2JobTemplateTemplateContainersEnv]:
-        return _env(
-            plain,
-            {k: v for k, v in self.secrets.items() if k not in self._service_only_secrets},
-            env=run_job.CloudRunV2JobTemplateTemplateContainersEnv,
-            source=run_job.CloudRunV2JobTemplateTemplateContainersEnvValueSource,
-            ref=run_job.CloudRunV2JobTemplateTemplateContainersEnvValueSourceSecretKeyRef,
-        )
+def _slug(env_name: str) -> str:
+    return env_name.lower().replace("_", "-")
+
+
+def _ready(parts: Iterable[_SecretParts], reader: str) -> list[TerraformResource]:
+    """What a container running as ``reader`` waits for before its first read: each secret's
+    version (if we write one) and ``reader``'s grant on it."""
+    needed: list[TerraformResource] = []
+    for part in parts:
+        needed.append(part.grants[reader])
+        if part.version is not None:
+            needed.append(part.version)
+    return list(dict.fromkeys(needed))
 
 
 def _env(
@@ -720,18 +843,20 @@ def _validate(
     max_instances: int,
     concurrency: int,
     health_check_path: str,
+    new_subnet_cidr: str | None = None,
 ) -> None:
     if not re.fullmatch(r"[a-z][a-z0-9-]{1,40}[a-z0-9]", name):
         raise ValueError(f"name must be 3-42 lowercase letters, digits or hyphens, got {name!r}")
-    if cpu not in (1, 2, 4, 8):
-        raise ValueError(f"cpu must be 1, 2, 4 or 8, got {cpu}")
-    if not 512 <= memory_mib <= 32768:
-        raise ValueError(f"memory_mib must be 512..32768 on Cloud Run, got {memory_mib}")
+    problem = limits.cloud_run_resources_error(cpu=cpu, memory_mib=memory_mib)
+    if problem:
+        raise ValueError(problem)
     if not 0 <= min_instances <= max_instances:
         raise ValueError(f"need 0 <= min_instances <= max_instances, got {min_instances}..{max_instances}")
-    if not 1 <= concurrency <= 1000:
-        raise ValueError(f"concurrency must be 1..1000, got {concurrency}")
-    if concurrency > 1 and cpu < 1:
-        raise ValueError("concurrency above 1 needs at least 1 CPU")
+    if not 1 <= concurrency <= limits.CLOUD_RUN_MAX_CONCURRENCY:
+        raise ValueError(f"concurrency must be 1..{limits.CLOUD_RUN_MAX_CONCURRENCY}, got {concurrency}")
     if not health_check_path.startswith("/"):
         raise ValueError(f"health_check_path must start with '/', got {health_check_path!r}")
+    if new_subnet_cidr is not None:
+        problem = limits.subnet_error(new_subnet_cidr, max_instances=max_instances)
+        if problem:
+            raise ValueError(problem)

@@ -79,6 +79,17 @@ def uploads_bucket(synth: SynthesizedGcp) -> tuple[str, dict[str, Any]]:
     return found[0]
 
 
+def release_wait(synth: SynthesizedGcp) -> str:
+    """The terraform_data that waits, on destroy, for Cloud Run to release the subnet."""
+    found = [
+        f"terraform_data.{name}"
+        for name, props in synth.resources("terraform_data").items()
+        if "subnetwork" in props.get("input", {})
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
 # --- Memorystore for Redis ----------------------------------------------------------
 
 
@@ -139,7 +150,7 @@ def test_a_new_custom_mode_network_and_subnet_for_direct_vpc_egress(gcp_variant:
     _, subnet = gcp_variant.single(SUBNET)
     assert subnet["network"] == ref(network, "id")
     assert subnet["region"] == REGION
-    assert subnet["ip_cidr_range"] == "10.8.0.0/26" == gcp_variant.spec.gcp.subnet_cidr
+    assert subnet["ip_cidr_range"] == "10.8.0.0/24" == gcp_variant.spec.gcp.subnet_cidr
     assert subnet["private_ip_google_access"] is True
     assert subnet["log_config"]["aggregation_interval"] == "INTERVAL_10_MIN"  # flow logs, sampled
 
@@ -151,7 +162,8 @@ def test_service_egresses_to_private_ranges_through_the_subnet(gcp_variant: Synt
         "network_interfaces": [
             {
                 "network": ref(address_of(gcp_variant, NETWORK), "name"),
-                "subnetwork": ref(address_of(gcp_variant, SUBNET), "name"),
+                # The subnet's name, read through the destroy-time wait (test_gcp_runtime_paths.py).
+                "subnetwork": ref(release_wait(gcp_variant), "output.subnetwork"),
             }
         ],
     }
@@ -389,19 +401,40 @@ def test_features_off_add_nothing(gcp_dev: SynthesizedGcp, gcp_prod: Synthesized
         ({"subnet_cidr": "10.8.0.0/27"}, "subnet_cidr must be /26 or larger"),
         ({"subnet_cidr": "8.8.8.0/24"}, "subnet_cidr must be a private range"),
         ({"subnet_cidr": "10.8.0.1/26"}, "subnet_cidr must be an IPv4 network"),
+        # The smallest accepted; its size against the instances is the service's to check.
+        ({"subnet_cidr": "10.8.0.0/26"}, None),
     ],
 )
-def test_network_options_reject_invalid_input(options: dict[str, Any], message: str) -> None:
+def test_network_options_reject_invalid_input(options: dict[str, Any], message: str | None) -> None:
     from constructs_lib.gcp.network import NetworkOptions
 
+    if message is None:
+        assert NetworkOptions(**options).subnet_cidr == options["subnet_cidr"]
+        return
     with pytest.raises(ValueError, match=re.escape(message)):
         NetworkOptions(**options)
+
+
+def test_the_service_refuses_a_subnet_too_small_for_its_instances() -> None:
+    from constructs_lib.gcp.cache import CacheOptions
+    from constructs_lib.gcp.cloud_run_service import CloudSqlOptions
+    from constructs_lib.gcp.network import NetworkOptions
+
+    with pytest.raises(ValueError, match=re.escape("subnet_cidr 10.8.0.0/26 has 60 usable addresses")):
+        _service(
+            "small-subnet",
+            network=NetworkOptions(subnet_cidr="10.8.0.0/26"),
+            cache=CacheOptions(),
+            max_instances=40,
+            database=CloudSqlOptions(tier="db-custom-2-8192"),
+        )
 
 
 @pytest.mark.parametrize(
     ("options", "message"),
     [
         ({"memory_gb": 0}, "memory_gb must be 1..300, got 0"),
+        ({"memory_gb": 301}, "memory_gb must be 1..300, got 301"),
         ({"redis_version": "REDIS_5_0"}, "redis_version must be one of"),
         ({"tier": "STANDARD"}, "tier must be one of ['BASIC', 'STANDARD_HA']"),
     ],

@@ -74,11 +74,39 @@ def member(synth: SynthesizedGcp, suffix: str) -> str:
     return f"serviceAccount:{ref(service_account(synth, suffix), 'email')}"
 
 
-def secret_address(synth: SynthesizedGcp, env_name: str) -> str:
-    secret_id = f"{synth.spec.name}-{env_name.lower().replace('_', '-')}"
+def secret_address(synth: SynthesizedGcp, env_name: str, *, slug: str | None = None) -> str:
+    """The secret ``<name>-<slug>``; the slug defaults to the env var's name in kebab case."""
+    secret_id = f"{synth.spec.name}-{slug or env_name.lower().replace('_', '-')}"
     names = [n for n, p in synth.resources(SECRET).items() if p["secret_id"] == secret_id]
     assert len(names) == 1, f"{secret_id}: {names}"
     return f"{SECRET}.{names[0]}"
+
+
+# What each container reads from Secret Manager: env var -> secret slug (the job's
+# DATABASE_URL is the owner's URL, a secret of its own).
+SERVICE_SECRETS = {"DATABASE_URL": "database-url", "SECRET_KEY": "secret-key"}
+JOB_SECRETS = {
+    "DATABASE_URL": "migrate-database-url",
+    "APP_DB_PASSWORD": "app-db-password",
+    "SECRET_KEY": "secret-key",
+}
+VARIANT_EXTRA = {"STRIPE_API_KEY": "stripe-api-key"}
+
+
+def secrets_read(synth: SynthesizedGcp, kind: str) -> dict[str, str]:
+    """Env var -> slug of every secret the service (``SERVICE``) or the job (``JOB``) reads."""
+    service = {**SERVICE_SECRETS, **(VARIANT_EXTRA if synth.spec.secrets else {})}
+    if synth.spec.cache.enabled:
+        service["REDIS_URL"] = "redis-url"
+    job = {**JOB_SECRETS, **(VARIANT_EXTRA if synth.spec.secrets else {})}
+    return service if kind == SERVICE else job
+
+
+def version_of(synth: SynthesizedGcp, secret: str) -> tuple[str, dict[str, Any]]:
+    found = [(n, p) for n, p in synth.resources(VERSION).items() if p["secret"] == ref(secret, "id")]
+    assert len(found) == 1, found
+    name, props = found[0]
+    return f"{VERSION}.{name}", props
 
 
 def provisioned(synth: SynthesizedGcp, command_prefix: str) -> tuple[str, dict[str, Any], list[str]]:
@@ -252,46 +280,59 @@ def test_source_hash_needs_a_dockerfile(tmp_path: Path) -> None:
 # --- Identities and grants ----------------------------------------------------------
 
 
-def test_service_and_job_run_as_a_dedicated_identity(gcp_dev: SynthesizedGcp) -> None:
-    runtime = service_account(gcp_dev, "run")
-    assert runtime != service_account(gcp_dev, "build")
+def test_service_and_job_run_as_identities_of_their_own(gcp_dev: SynthesizedGcp) -> None:
+    runtime, migrator = service_account(gcp_dev, "run"), service_account(gcp_dev, "migrate")
+    assert len({runtime, migrator, service_account(gcp_dev, "build")}) == 3
     has(gcp_dev, SERVICE, {"template": {"service_account": ref(runtime, "email")}})
-    has(gcp_dev, JOB, {"template": {"template": {"service_account": ref(runtime, "email")}}})
+    has(gcp_dev, JOB, {"template": {"template": {"service_account": ref(migrator, "email")}}})
 
 
-def test_runtime_reads_each_of_its_secrets(gcp_dev: SynthesizedGcp, gcp_variant: SynthesizedGcp) -> None:
-    for synth, env_names in (
-        (gcp_dev, {"DATABASE_URL", "SECRET_KEY"}),
-        (gcp_variant, {"DATABASE_URL", "SECRET_KEY", "STRIPE_API_KEY", "REDIS_URL"}),
-    ):
-        assert len(synth.resources(SECRET)) == len(env_names)
-        assert len(synth.resources(SECRET_GRANT)) == len(env_names)
-        for env_name in env_names:
-            has(
-                synth,
-                SECRET_GRANT,
-                {
-                    "secret_id": ref(secret_address(synth, env_name), "secret_id"),
-                    "role": ACCESSOR,
-                    "member": member(synth, "run"),
-                },
-            )
+def test_each_identity_reads_exactly_its_secrets(
+    gcp_dev: SynthesizedGcp, gcp_variant: SynthesizedGcp
+) -> None:
+    for synth in (gcp_dev, gcp_variant):
+        for kind, suffix in ((SERVICE, "run"), (JOB, "migrate")):
+            read = {
+                props["secret_id"]
+                for props in synth.resources(SECRET_GRANT).values()
+                if props["member"] == member(synth, suffix)
+            }
+            expected = {
+                ref(secret_address(synth, e, slug=s), "secret_id")
+                for e, s in secrets_read(synth, kind).items()
+            }
+            assert read == expected, kind
+            assert all(p["role"] == ACCESSOR for p in synth.resources(SECRET_GRANT).values())
+        slugs = {*secrets_read(synth, SERVICE).values(), *secrets_read(synth, JOB).values()}
+        assert len(synth.resources(SECRET)) == len(slugs)
 
 
-def test_runtime_is_a_cloud_sql_client_of_its_own_instance_only(gcp_dev: SynthesizedGcp) -> None:
+def test_the_service_cannot_read_the_owner_url_or_the_role_password(gcp_variant: SynthesizedGcp) -> None:
+    runtime = member(gcp_variant, "run")
+    for slug in ("migrate-database-url", "app-db-password"):
+        secret = ref(secret_address(gcp_variant, "", slug=slug), "secret_id")
+        readers = {
+            p["member"] for p in gcp_variant.resources(SECRET_GRANT).values() if p["secret_id"] == secret
+        }
+        assert readers == {member(gcp_variant, "migrate")}, slug
+        assert runtime not in readers
+
+
+def test_both_identities_are_cloud_sql_clients_of_their_instance_only(gcp_dev: SynthesizedGcp) -> None:
     has(gcp_dev, SQL, {"name": "fastapi-svc-dev-pg"})
-    has(
-        gcp_dev,
-        PROJECT_GRANT,
-        {
-            "project": PROJECT,
-            "role": "roles/cloudsql.client",
-            "member": member(gcp_dev, "run"),
-            "condition": {
-                "expression": f'resource.name == "projects/{PROJECT}/instances/fastapi-svc-dev-pg"'
+    for suffix in ("run", "migrate"):
+        has(
+            gcp_dev,
+            PROJECT_GRANT,
+            {
+                "project": PROJECT,
+                "role": "roles/cloudsql.client",
+                "member": member(gcp_dev, suffix),
+                "condition": {
+                    "expression": f'resource.name == "projects/{PROJECT}/instances/fastapi-svc-dev-pg"'
+                },
             },
-        },
-    )
+        )
 
 
 def test_runtime_has_no_other_grant(gcp_dev: SynthesizedGcp, gcp_variant: SynthesizedGcp) -> None:
@@ -302,16 +343,17 @@ def test_runtime_has_no_other_grant(gcp_dev: SynthesizedGcp, gcp_variant: Synthe
         ("google_storage_bucket_iam_member", "roles/storage.objectUser"),
     ]
     for synth, extra in ((gcp_dev, []), (gcp_variant, uploads)):
-        runtime = member(synth, "run")
-        grants = sorted(
-            (address.split(".")[0], props["role"])
-            for address, props in synth.all_resources()
-            if "_iam_" in address and runtime in (props.get("member"), *props.get("members", []))
-        )
-        secrets = len(synth.resources(SECRET))
-        assert grants == sorted(
-            [(PROJECT_GRANT, "roles/cloudsql.client"), *[(SECRET_GRANT, ACCESSOR)] * secrets, *extra]
-        )
+        for kind, suffix, own in ((SERVICE, "run", extra), (JOB, "migrate", [])):
+            identity = member(synth, suffix)
+            grants = sorted(
+                (address.split(".")[0], props["role"])
+                for address, props in synth.all_resources()
+                if "_iam_" in address and identity in (props.get("member"), *props.get("members", []))
+            )
+            secrets = len(secrets_read(synth, kind))
+            assert grants == sorted(
+                [(PROJECT_GRANT, "roles/cloudsql.client"), *[(SECRET_GRANT, ACCESSOR)] * secrets, *own]
+            ), kind
 
 
 def test_grants_are_additive_and_never_basic_roles(gcp_dev: SynthesizedGcp) -> None:
@@ -323,6 +365,7 @@ def test_grants_are_additive_and_never_basic_roles(gcp_dev: SynthesizedGcp) -> N
     builder = member(gcp_dev, "build")
     assert project_grants == {
         (member(gcp_dev, "run"), "roles/cloudsql.client"),
+        (member(gcp_dev, "migrate"), "roles/cloudsql.client"),
         (builder, "roles/logging.logWriter"),
     }
     # The uploaded source: readable by the builder on its own staging bucket only.
@@ -357,7 +400,7 @@ def test_grants_are_additive_and_never_basic_roles(gcp_dev: SynthesizedGcp) -> N
 def test_scaling_and_concurrency_come_from_the_spec(
     gcp_dev: SynthesizedGcp, gcp_variant: SynthesizedGcp
 ) -> None:
-    for synth, (low, high, concurrency) in ((gcp_dev, (0, 100, 80)), (gcp_variant, (1, 5, 40))):
+    for synth, (low, high, concurrency) in ((gcp_dev, (0, 5, 80)), (gcp_variant, (1, 5, 40))):
         scaling = synth.spec.scaling
         assert (scaling.min_instances, scaling.max_instances, scaling.concurrency) == (low, high, concurrency)
         has(
@@ -412,28 +455,32 @@ def test_startup_and_liveness_probes_hit_the_health_path(gcp_dev: SynthesizedGcp
 def test_environment_plain_values_and_secrets_by_reference(
     gcp_dev: SynthesizedGcp, gcp_variant: SynthesizedGcp
 ) -> None:
-    for synth, secrets in (
-        (gcp_dev, ("DATABASE_URL", "SECRET_KEY")),
-        (gcp_variant, ("DATABASE_URL", "SECRET_KEY", "STRIPE_API_KEY")),
-    ):
+    for synth, pool in ((gcp_dev, "2"), (gcp_variant, "10")):
         for kind in (SERVICE, JOB):
             env = {item["name"]: item for item in container(synth, kind)["env"]}
             assert env["ENVIRONMENT"] == {"name": "ENVIRONMENT", "value": synth.spec.stage.value}
             assert env["APP_NAME"]["value"] == "FastAPI Service"
             assert env["GOOGLE_CLOUD_PROJECT"]["value"] == PROJECT
-            assert env["DB_POOL_SIZE"]["value"] == "10"
-            for name in secrets:
+            assert env["DB_POOL_SIZE"]["value"] == pool  # test_gcp_limits.py derives it
+            assert env["DB_MAX_OVERFLOW"]["value"] == "0"
+            assert env["DB_SSL_MODE"]["value"] == "disable"  # the /cloudsql socket is encrypted
+            secrets = secrets_read(synth, kind)
+            for name, slug in secrets.items():
                 assert env[name] == {
                     "name": name,
                     "value_source": {
                         "secret_key_ref": {
-                            "secret": ref(secret_address(synth, name), "secret_id"),
+                            "secret": ref(secret_address(synth, name, slug=slug), "secret_id"),
                             "version": "latest",
                         }
                     },
                 }
             plain = {name for name, item in env.items() if "value" in item}
             assert not plain & {*secrets, "PASSWORD", "DB_PASSWORD"}
+            # The role's name reaches the job only, as a plain value.
+            assert ("APP_DB_USER" in plain) is (kind == JOB)
+            if kind == JOB:
+                assert env["APP_DB_USER"]["value"] == "app_service"
 
 
 def test_deletion_protection_is_explicit_per_stage(gcp_dev: SynthesizedGcp, gcp_prod: SynthesizedGcp) -> None:
@@ -467,26 +514,24 @@ def test_no_public_invocation_when_the_spec_says_so(gcp_variant: SynthesizedGcp)
 # --- Cloud SQL for PostgreSQL -------------------------------------------------------
 
 
-def test_cloud_sql_postgres_17_micro_with_backups(gcp_dev: SynthesizedGcp, gcp_prod: SynthesizedGcp) -> None:
-    for synth, backups in ((gcp_dev, 1), (gcp_prod, 14)):
-        assert synth.spec.database.backup_retention_days == backups
-        has(
-            synth,
-            SQL,
-            {
-                "database_version": "POSTGRES_17",
-                "region": REGION,
-                "settings": {
-                    "tier": "db-f1-micro",
-                    "edition": "ENTERPRISE",
-                    "backup_configuration": {
-                        "enabled": True,
-                        "point_in_time_recovery_enabled": True,
-                        "backup_retention_settings": {"retained_backups": backups, "retention_unit": "COUNT"},
-                    },
-                },
-            },
-        )
+def test_cloud_sql_postgres_17_with_backups_per_stage(
+    gcp_dev: SynthesizedGcp, gcp_prod: SynthesizedGcp
+) -> None:
+    # Days in the spec, a count of daily backups on Cloud SQL. dev: one day, so no PITR (it
+    # needs more backups than days of logs); prod: 14 days of backups, 7 of logs.
+    for synth, tier, days, logs in ((gcp_dev, "db-f1-micro", 1, None), (gcp_prod, "db-custom-2-8192", 14, 7)):
+        assert synth.spec.database.backup_retention_days == days
+        _, instance = synth.single(SQL)
+        assert instance["database_version"] == "POSTGRES_17" and instance["region"] == REGION
+        settings = instance["settings"]
+        assert (settings["tier"], settings["edition"]) == (tier, "ENTERPRISE")
+        backups = settings["backup_configuration"]
+        assert backups["enabled"] is True
+        assert backups["backup_retention_settings"] == {"retained_backups": days, "retention_unit": "COUNT"}
+        assert backups["point_in_time_recovery_enabled"] is (logs is not None)
+        assert backups.get("transaction_log_retention_days") == logs
+        if logs is not None:
+            assert backups["backup_retention_settings"]["retained_backups"] > logs  # Cloud SQL's rule
 
 
 def test_cloud_sql_deletion_protection_in_prod_only(
@@ -535,55 +580,73 @@ def test_generated_passwords(gcp_dev: SynthesizedGcp) -> None:
     passwords = {
         f"random_password.{name}": props for name, props in gcp_dev.resources("random_password").items()
     }
-    assert sorted((p["length"], p["special"]) for p in passwords.values()) == [(32, False), (64, False)]
-    by_length = {p["length"]: address for address, p in passwords.items()}
+    # The owner's, the app role's (URL-safe: no special characters) and the signing key.
+    assert sorted((p["length"], p["special"]) for p in passwords.values()) == [
+        (32, False),
+        (32, False),
+        (64, False),
+    ]
     _, user = gcp_dev.single("google_sql_user")
-    assert user["password_wo"] == ref(by_length[32], "result")
-    secret_key = secret_address(gcp_dev, "SECRET_KEY")
-    has(gcp_dev, VERSION, {"secret": ref(secret_key, "id"), "secret_data_wo": ref(by_length[64], "result")})
+    _, role_password = version_of(gcp_dev, secret_address(gcp_dev, "APP_DB_PASSWORD"))
+    _, secret_key = version_of(gcp_dev, secret_address(gcp_dev, "SECRET_KEY"))
+    used = {user["password_wo"], role_password["secret_data_wo"], secret_key["secret_data_wo"]}
+    assert used == {ref(address, "result") for address in passwords}
+    assert secret_key["secret_data_wo"] in {
+        ref(a, "result") for a, p in passwords.items() if p["length"] == 64
+    }
 
 
-def test_database_url_points_at_the_cloudsql_socket(gcp_dev: SynthesizedGcp) -> None:
+def test_database_urls_point_at_the_cloudsql_socket(gcp_dev: SynthesizedGcp) -> None:
+    """The service connects as app_service, the migration job as the owner (the built-in user)."""
     _, user = gcp_dev.single("google_sql_user")
+    _, role_password = version_of(gcp_dev, secret_address(gcp_dev, "APP_DB_PASSWORD"))
     connection = ref(address_of(gcp_dev, SQL), "connection_name")
-    url = f"postgresql+asyncpg://app:{user['password_wo']}@/app?host=/cloudsql/{connection}"
-    has(
-        gcp_dev,
-        VERSION,
-        {"secret": ref(secret_address(gcp_dev, "DATABASE_URL"), "id"), "secret_data_wo": url},
+    socket = f"@/app?host=/cloudsql/{connection}"
+    _, service_url = version_of(gcp_dev, secret_address(gcp_dev, "DATABASE_URL"))
+    _, owner_url = version_of(gcp_dev, secret_address(gcp_dev, "", slug="migrate-database-url"))
+    assert (
+        service_url["secret_data_wo"]
+        == f"postgresql+asyncpg://app_service:{role_password['secret_data_wo']}{socket}"
     )
+    assert owner_url["secret_data_wo"] == f"postgresql+asyncpg://app:{user['password_wo']}{socket}"
+    # A stack that stored the owner's URL in the service's secret (version 1) gets a new version.
+    assert service_url["secret_data_wo_version"] == 2 and owner_url["secret_data_wo_version"] == 1
 
 
 # --- Secret Manager -----------------------------------------------------------------
 
 
-def test_secrets_have_write_only_first_versions(gcp_dev: SynthesizedGcp) -> None:
+def test_secrets_have_write_only_versions(gcp_dev: SynthesizedGcp) -> None:
+    slugs = {"database-url", "secret-key", "migrate-database-url", "app-db-password"}
     assert {p["secret_id"] for p in gcp_dev.resources(SECRET).values()} == {
-        "fastapi-svc-dev-database-url",
-        "fastapi-svc-dev-secret-key",
+        f"fastapi-svc-dev-{slug}" for slug in slugs
     }
-    for name in ("DATABASE_URL", "SECRET_KEY"):
-        secret = secret_address(gcp_dev, name)
-        secret_id = f"fastapi-svc-dev-{name.lower().replace('_', '-')}"
-        has(gcp_dev, SECRET, {"secret_id": secret_id, "project": PROJECT, "replication": {"auto": {}}})
-        versions = [p for p in gcp_dev.resources(VERSION).values() if p["secret"] == ref(secret, "id")]
-        assert len(versions) == 1
-        assert set(versions[0]) == {"secret", "secret_data_wo", "secret_data_wo_version"}
-        assert versions[0]["secret_data_wo_version"] == 1
+    for slug in slugs:
+        secret = secret_address(gcp_dev, "", slug=slug)
+        has(
+            gcp_dev,
+            SECRET,
+            {"secret_id": f"fastapi-svc-dev-{slug}", "project": PROJECT, "replication": {"auto": {}}},
+        )
+        _, version = version_of(gcp_dev, secret)
+        assert set(version) == {"secret", "secret_data_wo", "secret_data_wo_version"}
+        assert version["secret_data_wo_version"] == (2 if slug == "database-url" else 1)
 
 
 def test_an_extra_secret_gets_a_grant_but_no_value(gcp_variant: SynthesizedGcp) -> None:
     stripe = secret_address(gcp_variant, "STRIPE_API_KEY")
     assert not [p for p in gcp_variant.resources(VERSION).values() if p["secret"] == ref(stripe, "id")]
-    assert len(gcp_variant.resources(VERSION)) == 3  # DATABASE_URL, SECRET_KEY, REDIS_URL
+    # The two database URLs, the role's password, SECRET_KEY, REDIS_URL.
+    assert len(gcp_variant.resources(VERSION)) == 5
 
 
-def test_service_and_job_depend_on_the_secret_versions(gcp_dev: SynthesizedGcp) -> None:
-    versions = {f"{VERSION}.{name}" for name in gcp_dev.resources(VERSION)}
-    assert len(versions) == 2
+def test_service_and_job_depend_on_the_secret_versions_they_read(gcp_dev: SynthesizedGcp) -> None:
+    assert len(gcp_dev.resources(VERSION)) == 4
     for kind in (SERVICE, JOB):
         _, resource = gcp_dev.single(kind)
-        assert versions <= set(resource["depends_on"]), kind
+        for env_name, slug in secrets_read(gcp_dev, kind).items():
+            version, _ = version_of(gcp_dev, secret_address(gcp_dev, env_name, slug=slug))
+            assert version in resource["depends_on"], (kind, env_name)
 
 
 def test_only_write_only_attributes_carry_secrets(
@@ -698,8 +761,11 @@ def test_providers_are_configured_by_the_stack_only(gcp_dev: SynthesizedGcp) -> 
     ("options", "message"),
     [
         ({"name": "Bad_Name"}, "name must be"),
-        ({"cpu": 3}, "cpu must be 1, 2, 4 or 8, got 3"),
+        ({"cpu": 3}, "cpu must be one of 1, 2, 4, 6, 8 on Cloud Run, got 3"),
         ({"memory_mib": 256}, "memory_mib must be 512..32768"),
+        ({"memory_mib": 8192}, "memory_mib 8192 needs cpu >= 2"),
+        ({"cpu": 4, "memory_mib": 1024}, "cpu 4 needs memory_mib >= 2048"),
+        ({"max_instances": 20}, "tier db-f1-micro allows 25 connections"),
         ({"min_instances": 5, "max_instances": 1}, "min_instances <= max_instances"),
         ({"concurrency": 0}, "concurrency must be 1..1000, got 0"),
         ({"health_check_path": "health"}, "health_check_path must start with '/'"),
@@ -726,8 +792,17 @@ def test_database_options_reject_invalid_input() -> None:
 
     for options, message in (
         ({"version": "15"}, "version must be one of ['16', '17']"),
-        ({"tier": "f1-micro"}, "tier must be a Cloud SQL tier"),
-        ({"backup_retention_count": 0}, "backup_retention_count must be 1..365"),
+        ({"tier": "f1-micro"}, "tier must be db-f1-micro or db-g1-small or db-custom-"),
+        ({"backup_retention_days": 0}, "backup_retention_days must be 1..365"),
+        (
+            {"backup_retention_days": 7, "transaction_log_retention_days": 7},
+            "backup_retention_days (7) must be greater than transaction_log_retention_days (7)",
+        ),
+        (
+            {"transaction_log_retention_days": None},
+            "point_in_time_recovery needs transaction_log_retention_days",
+        ),
+        ({"user_name": "app_service"}, "user_name must not be 'app_service'"),
     ):
         with pytest.raises(ValueError, match=re.escape(message)):
             CloudSqlOptions(**options)
