@@ -5,6 +5,7 @@ Order, outermost first: RequestContext -> CORS -> UnhandledErrors -> BodySizeLim
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -124,18 +125,64 @@ class UnhandledErrorMiddleware:
             )
 
 
-class BodySizeLimitMiddleware:
-    """Refuse request bodies over ``max_bytes`` with 413: at once when Content-Length
-    says so, or as soon as a streamed body goes past the limit."""
+# A refused body is read and thrown away, up to a bound, before the 413 goes out.
+DRAIN_FACTOR = 4  # up to this many times the limit past the limit...
+DRAIN_CAP_BYTES = 8 * 1024 * 1024  # ...but never more than this
+DRAIN_SECONDS = 5.0
+_CLOSE = {"Connection": "close"}
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, path_limits: Mapping[str, int] | None = None) -> None:
+
+class BodySizeLimitMiddleware:
+    """Refuse request bodies over the limit with a JSON 413 that ordinary clients get to read.
+
+    A Content-Length over the limit is refused before the app runs; a body without one (chunked)
+    as soon as it crosses the limit. Either way the rest of the body is first read and thrown
+    away, up to min(4 x the limit, 8 MiB) past the limit and ``drain_seconds``: a client that
+    writes its whole body before it reads (urllib, requests) then reads the 413 instead of
+    meeting a reset. Every 413 says ``Connection: close``, and uvicorn closes the connection
+    after it: a body larger or slower than the bound is cut off there. (Left to itself, uvicorn
+    would read and discard the rest of a refused body for as long as the client sends.) A client
+    that sent ``Expect: 100-continue`` has sent no body yet and is answered at once. On Lambda the
+    whole body arrives in one message, so there is nothing to drain.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        path_limits: Mapping[str, int] | None = None,
+        drain_cap_bytes: int = DRAIN_CAP_BYTES,
+        drain_seconds: float = DRAIN_SECONDS,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.path_limits = dict(path_limits or {})  # other limits for exact paths (uploads)
+        self.drain_cap_bytes = drain_cap_bytes
+        self.drain_seconds = drain_seconds
 
     @staticmethod
     def _too_large(limit: int) -> HTTPException:
-        return HTTPException(413, f"Request body exceeds {limit} bytes")
+        return HTTPException(413, f"Request body exceeds {limit} bytes", headers=dict(_CLOSE))
+
+    def _drain_bound(self, limit: int) -> int:
+        """How much of a refused body, in all, is read before the 413."""
+        return limit + min(DRAIN_FACTOR * limit, self.drain_cap_bytes)
+
+    async def _drain(self, receive: Receive, *, received: int, bound: int) -> None:
+        """Read and throw away the rest of the body while it stays within ``bound`` bytes in all
+        and ``drain_seconds``; past either, stop (the 413 then closes the connection on the rest)."""
+        try:
+            async with asyncio.timeout(self.drain_seconds):
+                while received <= bound:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return  # the client went away
+                    received += len(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        return
+        except TimeoutError:
+            return
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -146,7 +193,8 @@ class BodySizeLimitMiddleware:
         if root and path.startswith(root):
             path = path[len(root) :]  # the limits name paths inside the app
         limit = self.path_limits.get(path, self.max_bytes)
-        declared = Headers(scope=scope).get("content-length")
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
                 await send_json(
@@ -154,8 +202,14 @@ class BodySizeLimitMiddleware:
                 )
                 return
             if int(declared) > limit:
+                bound = self._drain_bound(limit)
+                if int(declared) <= bound and headers.get("expect", "").lower() != "100-continue":
+                    await self._drain(receive, received=0, bound=bound)
                 await send_json(
-                    send, 413, {"detail": self._too_large(limit).detail, "request_id": current_request_id()}
+                    send,
+                    413,
+                    {"detail": self._too_large(limit).detail, "request_id": current_request_id()},
+                    headers=_CLOSE,
                 )
                 return
         received = 0
@@ -166,8 +220,10 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    if message.get("more_body", False):
+                        await self._drain(receive, received=received, bound=self._drain_bound(limit))
                     # FastAPI re-raises HTTPException from body reading, and its
-                    # handler turns it into the JSON 413.
+                    # handler turns it into the JSON 413 (with the Connection: close header).
                     raise self._too_large(limit)
             return message
 

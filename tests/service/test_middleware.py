@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import asyncio
+import copy
 import json
 import logging
+import time
 from typing import Any
 
 import httpx
@@ -91,6 +94,7 @@ async def test_body_over_the_limit_is_413_by_content_length(
     response = await client.post(f"{API}/items", json=big, headers=user.headers)
     assert response.status_code == 413
     assert "exceeds" in response.json()["detail"]
+    assert response.headers["connection"] == "close"
     listing = await client.get(f"{API}/items", headers=user.headers)
     assert listing.json()["total"] == 0
 
@@ -105,6 +109,8 @@ async def test_streamed_body_over_the_limit_is_413(client: httpx.AsyncClient, us
     )
     assert "content-length" not in response.request.headers
     assert response.status_code == 413
+    assert response.json()["detail"] == "Request body exceeds 65536 bytes"
+    assert response.headers["connection"] == "close"  # the rest of the body is not read
 
 
 async def test_invalid_content_length_is_400(client: httpx.AsyncClient) -> None:
@@ -174,3 +180,122 @@ async def test_path_limits_name_paths_inside_the_app_under_a_root_path() -> None
     }
     await limited(other, receive, send)
     assert sent[-2]["status"] == 413
+
+
+# --- a refused body: read up to a bound, then a 413 that closes the connection -------------
+
+
+class _Body:
+    """An ASGI receive handing out a body in pieces (``pieces`` None: without end), each after
+    ``pause`` seconds; ``taken`` counts the pieces the app read."""
+
+    def __init__(self, piece: int, pieces: int | None, pause: float = 0.0) -> None:
+        self.piece, self.pieces, self.pause, self.taken = piece, pieces, pause, 0
+
+    async def __call__(self) -> dict[str, Any]:
+        if self.pause:
+            await asyncio.sleep(self.pause)
+        self.taken += 1
+        more = self.pieces is None or self.taken < self.pieces
+        return {"type": "http.request", "body": b"x" * self.piece, "more_body": more}
+
+
+async def _refuse(
+    body: _Body, headers: dict[str, str], *, max_bytes: int = 1024, **options: Any
+) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """The limit in front of an app that reads the whole body, as FastAPI does: the answer."""
+    from starlette.exceptions import HTTPException
+
+    from webapi.middleware import BodySizeLimitMiddleware, send_json
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            while (await receive()).get("more_body"):
+                pass
+        except HTTPException as exc:  # what the app's handler does with it
+            await send_json(send, exc.status_code, {"detail": exc.detail}, headers=exc.headers)
+            return
+        await send_json(send, 200, {})
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "path": "/items",
+        "headers": [(name.lower().encode(), value.encode()) for name, value in headers.items()],
+    }
+    await BodySizeLimitMiddleware(app, max_bytes=max_bytes, **options)(scope, body, send)
+    start, answer = sent
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, json.loads(answer["body"])
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_a_refused_body_is_read_to_its_end_before_the_413(declared: bool) -> None:
+    """A client that writes its whole body before reading would otherwise meet a reset."""
+    body = _Body(piece=500, pieces=9)  # 4500 bytes: over the 1024 limit, within 1024 + 4 x 1024
+    status, headers, answer = await _refuse(body, {"content-length": "4500"} if declared else {})
+    assert (status, answer["detail"]) == (413, "Request body exceeds 1024 bytes")
+    assert body.taken == 9  # all of it
+    assert headers["connection"] == "close"
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_a_body_past_the_bound_is_not_read_on(declared: bool) -> None:
+    body = _Body(piece=500, pieces=None)  # without end
+    status, headers, _ = await _refuse(body, {"content-length": str(10 * 1024 * 1024)} if declared else {})
+    assert status == 413 and headers["connection"] == "close"
+    # Declared: answered from the header. Chunked: read up to the bound (1024 + 4096), no further.
+    assert body.taken == (0 if declared else 11)
+
+
+async def test_the_bound_is_capped() -> None:
+    body = _Body(piece=1000, pieces=None)
+    status, _, _ = await _refuse(body, {}, max_bytes=10_000, drain_cap_bytes=5_000)
+    assert status == 413 and body.taken == 16  # 10 000 + 5 000, and the piece that went past
+
+
+async def test_a_client_expecting_100_continue_is_answered_before_it_sends() -> None:
+    body = _Body(piece=500, pieces=9)
+    status, headers, _ = await _refuse(body, {"content-length": "4500", "expect": "100-continue"})
+    assert status == 413 and headers["connection"] == "close"
+    assert body.taken == 0  # the server never asked for the body
+
+
+async def test_a_trickling_body_is_read_for_drain_seconds_only() -> None:
+    body = _Body(piece=10, pieces=None, pause=0.02)  # 500 bytes a second, without end
+    started = time.monotonic()
+    status, headers, _ = await _refuse(body, {"content-length": "4000"}, drain_seconds=0.3)
+    assert status == 413 and headers["connection"] == "close"
+    assert 0.25 < time.monotonic() - started < 2
+    assert body.taken < 40
+
+
+async def test_on_lambda_an_over_size_body_is_a_json_413_at_once(app: FastAPI) -> None:
+    """API Gateway hands Mangum the whole body in one message: nothing to drain, no wait."""
+    from mangum import Mangum
+
+    from tests.service.lambda_driver import LambdaContext
+    from tests.service.test_lambda_handler import http_api_event
+
+    big = json.dumps({"title": "t", "description": "x" * 70_000})  # the test app's limit is 64 KiB
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        loop = asyncio.new_event_loop()  # Mangum runs the app in the thread's loop, as on Lambda
+        asyncio.set_event_loop(loop)
+        try:
+            return Mangum(app, lifespan="off")(event, LambdaContext())  # type: ignore[arg-type]
+        finally:
+            loop.close()
+
+    declared = http_api_event("POST", f"{API}/items", body=big, headers={"Content-Type": "application/json"})
+    undeclared = copy.deepcopy(declared)
+    del undeclared["headers"]["content-length"]
+    for event in (declared, undeclared):
+        started = time.monotonic()
+        result = await asyncio.to_thread(invoke, event)
+        assert time.monotonic() - started < 2
+        assert result["statusCode"] == 413, result
+        assert json.loads(result["body"])["detail"] == "Request body exceeds 65536 bytes"
