@@ -43,7 +43,10 @@ class AwsServiceStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, spec: Spec, **kwargs: object) -> None:
         super().__init__(scope, construct_id, description=f"{spec.name}: FastAPI on Lambda", **kwargs)  # type: ignore[arg-type]
         prod = spec.stage is Stage.PROD
-        removal = RemovalPolicy.RETAIN if prod else RemovalPolicy.DESTROY
+        # Prod keeps its data when the stack is deleted or a resource replaced, but not when the
+        # resource's own creation rolls back: CloudFormation's RetainExceptOnCreate. A failed
+        # first deploy then leaves nothing billing, and no fixed name for the retry to collide with.
+        removal = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE if prod else RemovalPolicy.DESTROY
         self.service = FastApiLambdaService(
             self,
             "Service",
@@ -69,11 +72,11 @@ class AwsServiceStack(Stack):
                 database_name=spec.database.name,
                 backup_retention=Duration.days(spec.database.backup_retention_days),
                 deletion_protection=spec.database.deletion_protection,
-                removal_policy=RemovalPolicy.RETAIN if prod else RemovalPolicy.DESTROY,
+                removal_policy=removal,
                 rds_proxy=spec.database.rds_proxy,
                 log_retention=retention(spec.log_retention_days),
             ),
-            cache=cache_options(spec, removal) if spec.cache.enabled else None,
+            cache=cache_options(spec) if spec.cache.enabled else None,
             storage=storage_options(spec, removal) if spec.storage.enabled else None,
         )
         for key, value in (("project", spec.project), ("stage", spec.stage.value)):
@@ -91,14 +94,17 @@ class AwsServiceStack(Stack):
             CfnOutput(self, "UploadsBucketName", value=self.service.storage.bucket_name)
 
 
-def cache_options(spec: Spec, removal: RemovalPolicy) -> CacheOptions:
+def cache_options(spec: Spec) -> CacheOptions:
     return CacheOptions(
         engine=CacheEngine(spec.cache.aws_engine),
         max_data_gb=spec.cache.aws_max_data_gb,
         max_ecpu_per_second=spec.cache.aws_max_ecpu_per_second,
         # A day of snapshots in prod (cents a month at this size); a dev cache is disposable.
         snapshot_retention_days=1 if spec.stage is Stage.PROD else 0,
-        removal_policy=removal,
+        # Deleted with the stack in every stage: it holds login counters and copies of users,
+        # nothing that must outlive the service, and its names are fixed (CloudFormation
+        # requires them), so a retained cache would block the next create of the same stack.
+        removal_policy=RemovalPolicy.DESTROY,
     )
 
 

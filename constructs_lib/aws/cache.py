@@ -51,7 +51,10 @@ class CacheOptions:
     user_name: str = "app"
     # Admit the function on the reader endpoint's port too (only for clients that read from replicas).
     reader_endpoint: bool = False
-    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+    # The cache, its user group and users share one policy. DESTROY by default: what the service
+    # keeps there is disposable, and their names are fixed (CloudFormation requires them), so a
+    # cache kept after a stack deletion blocks the next create of the same stack.
+    removal_policy: RemovalPolicy = RemovalPolicy.DESTROY
 
     def __post_init__(self) -> None:
         if not isinstance(self.engine, CacheEngine):
@@ -62,6 +65,11 @@ class CacheOptions:
             raise ValueError(f"max_ecpu_per_second must be 1000..15000000, got {self.max_ecpu_per_second}")
         if not 0 <= self.snapshot_retention_days <= 35:
             raise ValueError(f"snapshot_retention_days must be 0..35, got {self.snapshot_retention_days}")
+        if self.removal_policy is RemovalPolicy.RETAIN:
+            raise ValueError(
+                "removal_policy RETAIN also keeps the cache when its creation rolls back, and its fixed "
+                "names then block the retry: use DESTROY or RETAIN_ON_UPDATE_OR_DELETE"
+            )
         if not self.user_name or self.user_name == "default" or any(c.isspace() for c in self.user_name):
             raise ValueError(
                 f"user_name must be a non-empty name other than 'default', got {self.user_name!r}"

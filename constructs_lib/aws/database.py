@@ -15,12 +15,21 @@ from constructs_lib.aws.nag import suppress
 
 POSTGRES_PORT = 5432
 
-# Newest minor of each major in the installed aws-cdk-lib; all accept min 0 ACU
-# (scale-to-zero needs Aurora PostgreSQL 13.15 / 14.12 / 15.7 / 16.3 or newer).
+# The newest minor of each major that the installed aws-cdk-lib knows (a test holds this to
+# the library, so an upgrade of it makes the choice again). New clusters are offered only recent
+# minors: check a region with `aws rds describe-db-engine-versions --engine aurora-postgresql
+# --query "DBEngineVersions[].EngineVersion"` (README, "Deploying to AWS"). A running cluster
+# then follows the minor upgrades (auto_minor_version_upgrade); pinned here, a later deploy
+# never asks CloudFormation for a downgrade, since this only changes when it is raised. All
+# accept 0 ACU (scale-to-zero needs 13.15 / 14.12 / 15.7 / 16.3 or newer).
 ENGINE_VERSIONS: dict[str, rds.AuroraPostgresEngineVersion] = {
-    "16": rds.AuroraPostgresEngineVersion.VER_16_9,
-    "17": rds.AuroraPostgresEngineVersion.VER_17_7,
+    "16": rds.AuroraPostgresEngineVersion.VER_16_13,
+    "17": rds.AuroraPostgresEngineVersion.VER_17_9,
 }
+# The cluster's master user owns the schema and runs the migrations; the service connects as
+# APP_ROLE, which the migrations create with the data privileges only (service/webapi/migrate.py).
+MASTER_USER = "app_admin"
+APP_ROLE = "app_service"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,7 +42,9 @@ class DatabaseOptions:
     database_name: str = "app"
     backup_retention: Duration = field(default_factory=lambda: Duration.days(7))
     deletion_protection: bool = True
-    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+    # Kept on stack deletion and replacement, deleted when its own creation rolls back (a failed
+    # first deploy leaves nothing billing and nothing whose fixed name a retry would collide with).
+    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
     rds_proxy: bool = False
     auto_pause: Duration = field(default_factory=lambda: Duration.minutes(10))
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
@@ -50,6 +61,11 @@ class DatabaseOptions:
             )
         if self.max_capacity_acu < 1:
             raise ValueError(f"max_capacity_acu must be >= 1, got {self.max_capacity_acu}")
+        if self.removal_policy is RemovalPolicy.RETAIN:
+            raise ValueError(
+                "removal_policy RETAIN also keeps the cluster when its creation rolls back (and its fixed "
+                "identifier then blocks the retry): use RETAIN_ON_UPDATE_OR_DELETE, SNAPSHOT or DESTROY"
+            )
         if self.rds_proxy and self.min_capacity_acu == 0:
             raise ValueError("rds_proxy needs min_capacity_acu > 0: RDS Proxy keeps Aurora from pausing")
 
@@ -59,8 +75,9 @@ class DatabaseOptions:
 
 
 class ServerlessPostgres(Construct):
-    """The cluster, its security group and its credentials secret. Admits nobody:
-    callers are admitted with :meth:`allow_from` (the database port only)."""
+    """The cluster, its security group, the master user's secret (``secret``: the migrations)
+    and the application role's (``app_secret``: the service). Admits nobody: callers are
+    admitted with :meth:`allow_from` (the database port only)."""
 
     def __init__(
         self,
@@ -98,7 +115,7 @@ class ServerlessPostgres(Construct):
             serverless_v2_min_capacity=options.min_capacity_acu,
             serverless_v2_max_capacity=options.max_capacity_acu,
             serverless_v2_auto_pause_duration=options.auto_pause if options.scales_to_zero else None,
-            credentials=rds.Credentials.from_generated_secret("app_admin"),
+            credentials=rds.Credentials.from_generated_secret(MASTER_USER),
             default_database_name=options.database_name,
             vpc=vpc,
             vpc_subnets=subnets,
@@ -135,10 +152,24 @@ class ServerlessPostgres(Construct):
             "by changing the secret and redeploying.",
         )
 
+        # The service's own role: its password generated here; the migrations (as the master
+        # user) create the role with it. The attachment adds the cluster's host, port and engine
+        # to the secret, so it reads like the master's.
+        app_secret = rds.DatabaseSecret(self, "AppSecret", username=APP_ROLE, dbname=options.database_name)
+        app_secret.apply_removal_policy(options.removal_policy)
+        suppress(
+            app_secret,
+            "AwsSolutions-SMG4",
+            "Not rotated automatically: the migrations set the role's password from this secret on "
+            "every deploy, and each Lambda environment reads it once. Rotate by changing the secret "
+            "and redeploying.",
+        )
+        self.app_secret: secretsmanager.ISecret = app_secret.attach(self.cluster)
+
         self.proxy: rds.DatabaseProxy | None = None
         if options.rds_proxy:
             self.proxy = self.cluster.add_proxy(
-                "Proxy", secrets=[secret], vpc=vpc, vpc_subnets=subnets, require_tls=True
+                "Proxy", secrets=[secret, self.app_secret], vpc=vpc, vpc_subnets=subnets, require_tls=True
             )
 
     @property

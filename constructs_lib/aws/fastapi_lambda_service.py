@@ -11,18 +11,24 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, triggers
+from aws_cdk import Duration, RemovalPolicy, Stack, triggers
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from constructs_lib.aws.bundling import lambda_code
 from constructs_lib.aws.cache import CacheOptions, ServerlessCache
 from constructs_lib.aws.database import DatabaseOptions, ServerlessPostgres
 from constructs_lib.aws.http_function import INTEGRATION_TIMEOUT_LIMIT, HttpApiFunction, newest_python_runtime
-from constructs_lib.aws.nag import suppress, suppress_lambda_baseline, suppress_object_prefix_grant
+from constructs_lib.aws.nag import (
+    suppress,
+    suppress_lambda_baseline,
+    suppress_object_prefix_grant,
+    suppress_sdk_call_provider,
+)
 from constructs_lib.aws.storage import StorageOptions, UploadsBucket
 
 MIGRATION_TIMEOUT = Duration.minutes(5)
@@ -68,7 +74,7 @@ class FastApiLambdaService(Construct):
         snap_start: bool = False,
         cors_origins: Sequence[str] = (),
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         database: DatabaseOptions | None = None,
         cache: CacheOptions | None = None,
         storage: StorageOptions | None = None,
@@ -129,8 +135,9 @@ class FastApiLambdaService(Construct):
 
         env = {
             "ENVIRONMENT": app_environment,
-            "DATABASE_SECRET_ARN": self.database.secret.secret_arn,
             "SECRET_KEY_SECRET_ARN": self.secret_key.secret_arn,
+            # Both roles' URLs name the stack's database (the generated master secret has no dbname).
+            "DATABASE_NAME": database.database_name,
             "CORS_ORIGINS": json.dumps(list(cors_origins)),
             # Aurora resumes from zero capacity in ~15 s: give the first connection time.
             "DB_CONNECT_TIMEOUT_SECONDS": "20" if database.scales_to_zero else "5",
@@ -140,9 +147,20 @@ class FastApiLambdaService(Construct):
         if self.database.proxy is not None:
             env["DATABASE_HOST"] = self.database.proxy.endpoint
 
+        # The service connects as the application role; the migrations as the master user, and
+        # they create the application role from its secret.
+        migrate_env = {
+            **env,
+            "DATABASE_SECRET_ARN": self.database.secret.secret_arn,
+            "APP_DB_SECRET_ARN": self.database.app_secret.secret_arn,
+        }
         # The cache and the bucket serve requests: only the API function gets them (and their
         # settings), the migration function stays as it is.
-        api_env = {**env, **self._backing_services(cache, storage, subnets=subnets, own_vpc=vpc is None)}
+        api_env = {
+            **env,
+            "DATABASE_SECRET_ARN": self.database.app_secret.secret_arn,
+            **self._backing_services(cache, storage, subnets=subnets, own_vpc=vpc is None),
+        }
 
         # Mangum serves the app on Lambda: an ASGI server in the requirements (for a container)
         # would only add to the zip and the cold start.
@@ -177,12 +195,18 @@ class FastApiLambdaService(Construct):
         self.function = self.api.function
         self.alias = self.api.alias
         self.http_api = self.api.http_api
-        self._grant_runtime_access(self.function)
+        self._grant_runtime_access(self.function, database_secrets=[self.database.app_secret])
         if self.cache is not None:
             self.cache.secret.grant_read(self.function)
             self.cache.allow_from(self.function)
         if self.storage is not None:
             self.storage.grant_objects(self.function)
+            # DeleteObject leaves from the function's security group: egress to S3's addresses
+            # (its managed prefix list, the destination of the gateway endpoint's routes, and of
+            # S3's public addresses behind a NAT in a VPC passed in).
+            self.function.connections.allow_to(
+                ec2.Peer.prefix_list(s3_prefix_list_id(self)), ec2.Port.tcp(443), "HTTPS to S3"
+            )
             role = self.function.role
             assert role is not None
             suppress_object_prefix_grant(
@@ -201,7 +225,7 @@ class FastApiLambdaService(Construct):
                 architecture=architecture,
                 memory_size=512,
                 timeout=MIGRATION_TIMEOUT,
-                environment=env,
+                environment=migrate_env,
                 vpc=self.vpc,
                 vpc_subnets=subnets,
                 security_groups=[
@@ -219,7 +243,9 @@ class FastApiLambdaService(Construct):
                 ),
                 description="Applies the database migrations on deploy",
             )
-            self._grant_runtime_access(self.migrate_function)
+            self._grant_runtime_access(
+                self.migrate_function, database_secrets=[self.database.secret, self.database.app_secret]
+            )
             role = self.migrate_function.role
             assert role is not None
             suppress_lambda_baseline(role, role.node.try_find_child("DefaultPolicy"))
@@ -265,7 +291,8 @@ class FastApiLambdaService(Construct):
             self.storage = UploadsBucket(self, "Storage", options=storage)
             if own_vpc:
                 # Presigning needs no network, but deleting an attachment calls S3: from isolated
-                # subnets, through S3's gateway endpoint (free). A VPC passed in brings its own path.
+                # subnets, through S3's gateway endpoint (free). A VPC passed in brings its own
+                # route (an endpoint of its own, or a NAT): a second endpoint would clash with it.
                 self.s3_endpoint = self.vpc.add_gateway_endpoint(
                     "S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[subnets]
                 )
@@ -279,14 +306,62 @@ class FastApiLambdaService(Construct):
             }
         return env
 
-    def _grant_runtime_access(self, function: lambda_.Function) -> None:
-        self.database.secret.grant_read(function)
+    def _grant_runtime_access(
+        self, function: lambda_.Function, *, database_secrets: Sequence[secretsmanager.ISecret]
+    ) -> None:
+        for database_secret in database_secrets:
+            database_secret.grant_read(function)
         self.secret_key.grant_read(function)
         for secret in self.extra_secrets.values():
             secret.grant_read(function)
         self.database.allow_from(function)
         # Connections add the ingress rule on the target and the egress rule on the function.
         self.secrets_endpoint.connections.allow_default_port_from(function, "HTTPS to Secrets Manager")
+
+
+def s3_prefix_list_id(scope: Construct) -> str:
+    """The id of the region's S3 managed prefix list (``com.amazonaws.<region>.s3``), read at
+    deploy time: CloudFormation has no attribute for it, and a synth-time lookup would need
+    credentials and a fixed region. One read-only EC2 call by aws-cdk-lib's custom resource."""
+    stack = Stack.of(scope)
+    existing = stack.node.try_find_child("S3PrefixList")
+    lookup = existing if isinstance(existing, cr.AwsCustomResource) else None
+    if lookup is None:
+        call = cr.AwsSdkCall(
+            service="EC2",
+            action="DescribeManagedPrefixLists",
+            parameters={
+                "Filters": [{"Name": "prefix-list-name", "Values": [f"com.amazonaws.{stack.region}.s3"]}]
+            },
+            physical_resource_id=cr.PhysicalResourceId.of("s3-prefix-list"),
+            output_paths=["PrefixLists.0.PrefixListId"],
+        )
+        lookup = cr.AwsCustomResource(
+            stack,
+            "S3PrefixList",
+            on_create=call,
+            on_update=call,
+            policy=cr.AwsCustomResourcePolicy.from_sdk_calls(
+                resources=cr.AwsCustomResourcePolicy.ANY_RESOURCE
+            ),
+            install_latest_aws_sdk=False,
+            memory_size=128,  # one small SDK call
+            # Without one, the library makes a log group that CloudFormation retains, even when
+            # its creation rolls back; this one goes with the stack.
+            log_group=logs.LogGroup(
+                stack,
+                "S3PrefixListLogs",
+                retention=logs.RetentionDays.ONE_WEEK,
+                removal_policy=RemovalPolicy.DESTROY,
+            ),
+        )
+        suppress_sdk_call_provider(
+            lookup,
+            stack.node.find_child("AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", "")),
+            "ec2:DescribeManagedPrefixLists supports no resource-level permissions (Resource '*' is the "
+            "only form IAM accepts); it reads prefix list metadata only.",
+        )
+    return lookup.get_response_field("PrefixLists.0.PrefixListId")
 
 
 def _private_subnets(vpc: ec2.IVpc) -> ec2.SubnetSelection:

@@ -48,6 +48,33 @@ def suppress_lambda_baseline(function_role: IConstruct, default_policy: IConstru
         )
 
 
+def suppress_sdk_call_provider(resource: IConstruct, provider: IConstruct, policy_reason: str) -> None:
+    """An aws-cdk-lib AwsCustomResource (one read-only SDK call at deploy time) and the provider
+    function the stack's AwsCustomResources share."""
+    NagSuppressions.add_resource_suppressions(
+        resource,
+        [NagPackSuppression(id="AwsSolutions-IAM5", reason=policy_reason, applies_to=["Resource::*"])],
+        apply_to_children=True,
+    )
+    reason = (
+        "aws-cdk-lib's provider of AwsCustomResource: invoked synchronously by CloudFormation for one "
+        "read-only SDK call per deploy; its tracing and dead-letter settings are the library's."
+    )
+    NagSuppressions.add_resource_suppressions(
+        provider,
+        [
+            NagPackSuppression(
+                id="AwsSolutions-IAM4",
+                reason="CloudWatch Logs writes only (AWSLambdaBasicExecutionRole), as the library sets it.",
+                applies_to=[MANAGED_LAMBDA_POLICIES[0]],
+            ),
+            NagPackSuppression(id="Serverless-LambdaDLQ", reason=reason),
+            NagPackSuppression(id="Serverless-LambdaTracing", reason=reason),
+        ],
+        apply_to_children=True,
+    )
+
+
 def suppress_object_prefix_grant(default_policy: IConstruct, *, storage_prefix: str) -> None:
     """The one wildcard the uploads grant needs: the object keys under the service's prefix."""
     escaped = re.escape(storage_prefix).replace("/", r"\/")

@@ -41,7 +41,7 @@ class StorageOptions:
     cors_origins: Sequence[str] = ()
     versioned: bool = True
     noncurrent_version_expiration: Duration = field(default_factory=lambda: Duration.days(90))
-    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
     # Empty the bucket on stack deletion (a custom resource); only with RemovalPolicy.DESTROY.
     auto_delete_objects: bool = False
 

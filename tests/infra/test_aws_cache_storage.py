@@ -145,7 +145,7 @@ def test_one_password_user_in_the_group_attached_to_the_cache(aws_prod: Synthesi
     # (tests/service/test_cache_acl.py runs that client as this user on a real redis-server).
     assert props["AccessString"] == (
         "on ~login:fail:* ~user:v1:* -@all +ping +get +set +del +evalsha +script|load "
-        "+incr +expire +ttl +cluster|slots +command"
+        "+incr +decr +expire +ttl +cluster|slots +command"
     )
     assert props["AuthenticationMode"]["Type"] == "password"
     assert "NoPasswordRequired" not in props
@@ -193,12 +193,14 @@ def test_the_api_function_gets_the_cache_settings_and_may_read_its_secret(aws_pr
     assert json.dumps({"Ref": secret_id}) not in json.dumps(role_statements(aws_prod, migrate))
 
 
-def test_cache_and_its_credentials_are_retained_in_prod(aws_prod: SynthesizedAws) -> None:
+def test_the_cache_and_its_credentials_go_with_the_stack(aws_prod: SynthesizedAws) -> None:
+    """Fixed names (CloudFormation requires them) and disposable contents: a cache kept after a
+    failed create or a deletion would only block the next create of the same stack."""
     kinds = ("AWS::ElastiCache::ServerlessCache", "AWS::ElastiCache::User", "AWS::ElastiCache::UserGroup")
-    retained = [single(aws_prod, kind)[1] for kind in kinds]
-    retained.append(aws_prod.json["Resources"][cache_secret_id(aws_prod)])
-    for resource in retained:
-        assert resource["DeletionPolicy"] == "Retain" and resource["UpdateReplacePolicy"] == "Retain"
+    resources_ = [single(aws_prod, kind)[1] for kind in kinds]
+    resources_.append(aws_prod.json["Resources"][cache_secret_id(aws_prod)])
+    for resource in resources_:
+        assert resource.get("DeletionPolicy", "Delete") == "Delete"
 
 
 def test_cache_outputs(aws_prod: SynthesizedAws) -> None:
@@ -265,7 +267,7 @@ def test_bucket_cors_for_browser_uploads_from_the_spec_origins(aws_prod: Synthes
 
 def test_bucket_is_retained_in_prod(aws_prod: SynthesizedAws) -> None:
     _, bucket = single(aws_prod, "AWS::S3::Bucket")
-    assert bucket["DeletionPolicy"] == "Retain" and bucket["UpdateReplacePolicy"] == "Retain"
+    assert bucket["DeletionPolicy"] == "RetainExceptOnCreate" and bucket["UpdateReplacePolicy"] == "Retain"
     aws_prod.template.resource_count_is("Custom::S3AutoDeleteObjects", 0)
 
 

@@ -97,7 +97,7 @@ def test_database_options_reach_the_cluster(with_options: tuple[Template, FastAp
             "DeletionProtection": True,
         },
     )
-    template.has_resource("AWS::RDS::DBCluster", {"DeletionPolicy": "Retain"})
+    template.has_resource("AWS::RDS::DBCluster", {"DeletionPolicy": "RetainExceptOnCreate"})
     template.resource_count_is("Custom::Trigger", 0)
 
 

@@ -174,7 +174,8 @@ def test_dev_may_be_destroyed_prod_is_retained_and_protected(
     _, prod = single(aws_prod, "AWS::RDS::DBCluster")
     assert dev["DeletionPolicy"] in ("Delete", "Snapshot")
     assert dev["Properties"].get("DeletionProtection", False) is False
-    assert prod["DeletionPolicy"] == "Retain" and prod["UpdateReplacePolicy"] == "Retain"
+    # Kept on deletion and replacement, deleted when its own creation rolls back.
+    assert prod["DeletionPolicy"] == "RetainExceptOnCreate" and prod["UpdateReplacePolicy"] == "Retain"
     assert prod["Properties"]["DeletionProtection"] is True
     assert prod["Properties"]["BackupRetentionPeriod"] == 14
     assert dev["Properties"]["BackupRetentionPeriod"] == 1
@@ -223,19 +224,16 @@ def test_generated_credentials_and_secret_key(aws_dev: SynthesizedAws) -> None:
     generators = [s["Properties"]["GenerateSecretString"] for s in secrets.values()]
     assert {"PasswordLength": 64, "ExcludePunctuation": True} in generators
     assert any(g.get("GenerateStringKey") == "password" for g in generators)
-    aws_dev.template.resource_count_is("AWS::SecretsManager::SecretTargetAttachment", 1)
+    # The master user's and the application role's, each with the cluster's host and port.
+    aws_dev.template.resource_count_is("AWS::SecretsManager::SecretTargetAttachment", 2)
 
 
-def test_functions_may_read_exactly_their_secrets(aws_dev: SynthesizedAws) -> None:
-    secret_ids = {k for kind in SECRET_TYPES for k in resources(aws_dev, kind)}
-    roles = {
-        fn["Properties"]["Role"]["Fn::GetAtt"][0]
-        for fn in (api_function(aws_dev)[1], migrate_function(aws_dev)[1])
-    }
+def _secrets_read_by(synth: SynthesizedAws, function: dict[str, Any]) -> set[str]:
+    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
     policies = [
         p
-        for p in resources(aws_dev, "AWS::IAM::Policy").values()
-        if {r["Ref"] for r in p["Properties"]["Roles"]} & roles
+        for p in resources(synth, "AWS::IAM::Policy").values()
+        if role in {r["Ref"] for r in p["Properties"]["Roles"]}
     ]
     assert policies
     read_secrets: set[str] = set()
@@ -251,8 +249,34 @@ def test_functions_may_read_exactly_their_secrets(aws_dev: SynthesizedAws) -> No
                     else [statement["Resource"]]
                 )
                 read_secrets |= {ref["Ref"] for ref in refs}
-    assert read_secrets and read_secrets <= secret_ids
-    assert len(read_secrets) == 2  # the database credentials and the signing key
+    return read_secrets
+
+
+def test_functions_may_read_exactly_their_secrets(aws_dev: SynthesizedAws) -> None:
+    """The API reads the application role's credentials, never the master user's; the migrations
+    read both (they create the role from its secret)."""
+    secret_ids = {k for kind in SECRET_TYPES for k in resources(aws_dev, kind)}
+    attachments = resources(aws_dev, "AWS::SecretsManager::SecretTargetAttachment")
+    secret_of = {k: a["Properties"]["SecretId"]["Ref"] for k, a in attachments.items()}
+    secrets = resources(aws_dev, "AWS::SecretsManager::Secret")
+
+    def user_of(ref: str) -> str:
+        template = secrets[secret_of.get(ref, ref)]["Properties"].get("GenerateSecretString", {})
+        return str(json.loads(template.get("SecretStringTemplate", "{}")).get("username", "<key>"))
+
+    api_reads = _secrets_read_by(aws_dev, api_function(aws_dev)[1])
+    migrate_reads = _secrets_read_by(aws_dev, migrate_function(aws_dev)[1])
+    assert api_reads <= secret_ids and migrate_reads <= secret_ids
+    assert sorted(map(user_of, api_reads)) == ["<key>", "app_service"]
+    assert sorted(map(user_of, migrate_reads)) == ["<key>", "app_admin", "app_service"]
+    api_env = api_function(aws_dev)[1]["Properties"]["Environment"]["Variables"]
+    migrate_env = migrate_function(aws_dev)[1]["Properties"]["Environment"]["Variables"]
+    assert user_of(api_env["DATABASE_SECRET_ARN"]["Ref"]) == "app_service"
+    assert user_of(migrate_env["DATABASE_SECRET_ARN"]["Ref"]) == "app_admin"
+    assert user_of(migrate_env["APP_DB_SECRET_ARN"]["Ref"]) == "app_service"
+    assert "APP_DB_SECRET_ARN" not in api_env
+    # Both name the stack's database: RDS's generated master secret carries no dbname.
+    assert api_env["DATABASE_NAME"] == migrate_env["DATABASE_NAME"] == "app"
 
 
 def test_secrets_manager_is_reached_through_an_interface_endpoint(aws_dev: SynthesizedAws) -> None:
