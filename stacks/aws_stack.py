@@ -85,6 +85,9 @@ class AwsServiceStack(Stack):
         skip_checkov(self)
         CfnOutput(self, "ApiUrl", value=self.service.api.url, description="Base URL of the API")
         CfnOutput(self, "FunctionName", value=self.service.function.function_name)
+        if self.service.migrate_function is not None:
+            # Invoke it to re-apply the application role's password after changing its secret.
+            CfnOutput(self, "MigrateFunctionName", value=self.service.migrate_function.function_name)
         CfnOutput(self, "LogGroup", value=self.service.api.log_group.log_group_name)
         CfnOutput(self, "DatabaseSecretArn", value=self.service.database.secret.secret_arn)
         if self.service.cache is not None:

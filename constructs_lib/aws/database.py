@@ -160,9 +160,10 @@ class ServerlessPostgres(Construct):
         suppress(
             app_secret,
             "AwsSolutions-SMG4",
-            "Not rotated automatically: the migrations set the role's password from this secret on "
-            "every deploy, and each Lambda environment reads it once. Rotate by changing the secret "
-            "and redeploying.",
+            "Not rotated automatically: the migration function sets the role's password from this "
+            "secret whenever it runs, and each Lambda environment reads it once. Rotate by changing "
+            "the secret, invoking the migration function (output MigrateFunctionName), then "
+            "publishing a new API version (a deploy).",
         )
         self.app_secret: secretsmanager.ISecret = app_secret.attach(self.cluster)
 

@@ -247,6 +247,7 @@ def test_the_service_is_inside_unchanged(bundle: Bundle) -> None:
     assert (bundle.path / "webapi" / "__init__.py").is_file()
     expected = source_files(SERVICE_DIR)
     assert PurePosixPath("webapi/migrations/script.py.mako") in expected  # data files go in too
+    assert PurePosixPath("webapi/certs/rds-ca-bundle.pem") in expected  # TLS to Aurora is verified with it
     for rel in expected:
         assert (bundle.path / rel).read_bytes() == (SERVICE_DIR / rel).read_bytes(), rel
     for path in bundle.files():
