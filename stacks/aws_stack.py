@@ -41,12 +41,17 @@ class AwsServiceStack(Stack):
     nothing up; `cdk deploy` takes the account and region from the CLI's profile."""
 
     def __init__(self, scope: Construct, construct_id: str, *, spec: Spec, **kwargs: object) -> None:
-        super().__init__(scope, construct_id, description=f"{spec.name}: FastAPI on Lambda", **kwargs)  # type: ignore[arg-type]
-        prod = spec.stage is Stage.PROD
-        # Prod keeps its data when the stack is deleted or a resource replaced, but not when the
-        # resource's own creation rolls back: CloudFormation's RetainExceptOnCreate. A failed
-        # first deploy then leaves nothing billing, and no fixed name for the retry to collide with.
-        removal = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE if prod else RemovalPolicy.DESTROY
+        super().__init__(
+            scope,
+            construct_id,
+            description=f"{spec.name}: FastAPI on Lambda",
+            # database.deletion_protection: the stack cannot be deleted until this is turned off;
+            # the cluster itself is kept anyway (RetainExceptOnCreate). RDS's own flag stays off:
+            # it would keep a failed first create from rolling back (DatabaseOptions).
+            termination_protection=spec.database.deletion_protection,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        removal = removal_policy(spec)
         self.service = FastApiLambdaService(
             self,
             "Service",
@@ -65,17 +70,7 @@ class AwsServiceStack(Stack):
             log_retention=retention(spec.log_retention_days),
             removal_policy=removal,
             app_environment=spec.stage.value,
-            database=DatabaseOptions(
-                engine_version=spec.database.version,
-                min_capacity_acu=spec.database.min_capacity_acu,
-                max_capacity_acu=spec.database.max_capacity_acu,
-                database_name=spec.database.name,
-                backup_retention=Duration.days(spec.database.backup_retention_days),
-                deletion_protection=spec.database.deletion_protection,
-                removal_policy=removal,
-                rds_proxy=spec.database.rds_proxy,
-                log_retention=retention(spec.log_retention_days),
-            ),
+            database=database_options(spec),
             cache=cache_options(spec) if spec.cache.enabled else None,
             storage=storage_options(spec, removal) if spec.storage.enabled else None,
         )
@@ -95,6 +90,26 @@ class AwsServiceStack(Stack):
             CfnOutput(self, "CacheSecretArn", value=self.service.cache.secret.secret_arn)
         if self.service.storage is not None:
             CfnOutput(self, "UploadsBucketName", value=self.service.storage.bucket_name)
+
+
+def removal_policy(spec: Spec) -> RemovalPolicy:
+    """Prod keeps its data when the stack is deleted or a resource replaced, but not when the
+    resource's own creation rolls back: CloudFormation's RetainExceptOnCreate. A failed first
+    deploy then leaves nothing billing, and no fixed name for the retry to collide with."""
+    return RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE if spec.stage is Stage.PROD else RemovalPolicy.DESTROY
+
+
+def database_options(spec: Spec) -> DatabaseOptions:
+    return DatabaseOptions(
+        engine_version=spec.database.version,
+        min_capacity_acu=spec.database.min_capacity_acu,
+        max_capacity_acu=spec.database.max_capacity_acu,
+        database_name=spec.database.name,
+        backup_retention=Duration.days(spec.database.backup_retention_days),
+        removal_policy=removal_policy(spec),
+        rds_proxy=spec.database.rds_proxy,
+        log_retention=retention(spec.log_retention_days),
+    )
 
 
 def cache_options(spec: Spec) -> CacheOptions:

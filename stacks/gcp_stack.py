@@ -62,7 +62,10 @@ class GcpServiceStack(TerraformStack):
             },
             extra_secrets=spec.secrets,
             public=spec.public,
-            deletion_protection=prod,
+            # The service and the job hold no data. Terraform's deletion protection on them would
+            # block the replacement of a first revision that failed (tainted), so a failed first
+            # deploy could not be retried; the data (Cloud SQL) keeps its own protection.
+            deletion_protection=False,
             app_environment=spec.stage.value,
             database=_database(spec),
             # The cache is the only private destination: no VPC path without it.

@@ -152,7 +152,11 @@ class Database(Model):
         le=limits.ENTERPRISE_MAX_LOG_DAYS,
         description="Cloud SQL Enterprise: days of transaction logs for PITR",
     )
-    deletion_protection: bool = False
+    deletion_protection: bool = Field(
+        False,
+        description="AWS: stack termination protection (the cluster is kept on deletion anyway); "
+        "Google Cloud: the Cloud SQL instance's deletion protection",
+    )
     rds_proxy: bool = False
 
     @field_validator("tier")
@@ -361,13 +365,15 @@ class Spec(Model):
 # Where dev and prod differ by default; any of it can still be overridden.
 STAGE_DEFAULTS: dict[Stage, dict[str, Any]] = {
     Stage.DEV: {
-        # A day of backups, so no point-in-time recovery: Cloud SQL needs more daily backups
-        # than days of transaction logs (1..7), i.e. at least 2 (limits.backups_error).
+        # Two days of backups and one of transaction logs: Cloud SQL needs more daily backups
+        # than days of logs (limits.backups_error), and both are explicit in both stages (the
+        # Enterprise default of 7 days of logs would exceed a short backup retention).
         # Five instances: with db-f1-micro's 25 connections that leaves each 2 (limits.pool_size).
         "database": {
             "deletion_protection": False,
-            "backup_retention_days": 1,
-            "point_in_time_recovery": False,
+            "backup_retention_days": 2,
+            "point_in_time_recovery": True,
+            "transaction_log_retention_days": 1,
             "tier": "db-f1-micro",
         },
         "scaling": {"max_instances": 5},

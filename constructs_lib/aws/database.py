@@ -9,7 +9,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from constructs_lib.aws.nag import suppress
 
@@ -41,7 +41,12 @@ class DatabaseOptions:
     max_capacity_acu: float = 2
     database_name: str = "app"
     backup_retention: Duration = field(default_factory=lambda: Duration.days(7))
-    deletion_protection: bool = True
+    # RDS's own flag, against deletion outside CloudFormation. Off by default: RDS refuses to
+    # delete a protected cluster, so a first create that fails after the cluster exists (a
+    # migration, the API function) could not roll back (ROLLBACK_FAILED, the cluster billing,
+    # its identifier blocking the retry). The removal policy already keeps the cluster on stack
+    # deletion and replacement; turn this on only once the stack exists.
+    deletion_protection: bool = False
     # Kept on stack deletion and replacement, deleted when its own creation rolls back (a failed
     # first deploy leaves nothing billing and nothing whose fixed name a retry would collide with).
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
@@ -134,8 +139,11 @@ class ServerlessPostgres(Construct):
             suppress(
                 self.cluster,
                 "AwsSolutions-RDS10",
-                "Deletion protection is off by choice: DatabaseOptions.deletion_protection=False "
-                "(the dev stage, meant to be destroyed).",
+                "RDS deletion protection would stop a first create that fails after the cluster exists "
+                "from rolling back (RDS refuses to delete a protected cluster: ROLLBACK_FAILED, and the "
+                "fixed identifier blocks the retry). In prod the cluster is kept by DeletionPolicy "
+                "RetainExceptOnCreate on stack deletion and replacement, and the stack has termination "
+                "protection; dev is meant to be destroyed.",
             )
         secret = self.cluster.secret
         assert secret is not None  # from_generated_secret always creates one
@@ -177,6 +185,20 @@ class ServerlessPostgres(Construct):
     def endpoint_connections(self) -> ec2.Connections:
         """What clients connect to: the proxy when there is one, else the cluster."""
         return self.proxy.connections if self.proxy is not None else self.cluster.connections
+
+    @property
+    def ready_for_migrations(self) -> list[IConstruct]:
+        """What the migrations need before they run: the cluster and its writer, and both
+        credentials secrets with the cluster's address attached; not the proxy."""
+        writer = self.cluster.node.find_child("Writer")
+        cluster = self.cluster.node.default_child
+        assert cluster is not None
+        return [cluster, writer, self.secret, self.app_secret]
+
+    def allow_direct_from(self, peer: ec2.IConnectable) -> None:
+        """Admit ``peer`` on the cluster itself, bypassing any proxy (the migrations: DDL and a
+        session-level advisory lock, which would pin a proxy connection anyway)."""
+        self.cluster.connections.allow_from(peer, ec2.Port.tcp(POSTGRES_PORT), "PostgreSQL, direct")
 
     def allow_from(self, peer: ec2.IConnectable) -> None:
         """Admit ``peer`` on the PostgreSQL port (ingress here, egress on the peer)."""

@@ -144,8 +144,6 @@ class FastApiLambdaService(Construct):
             **{f"{name}_SECRET_ARN": secret.secret_arn for name, secret in self.extra_secrets.items()},
             **(environment or {}),
         }
-        if self.database.proxy is not None:
-            env["DATABASE_HOST"] = self.database.proxy.endpoint
 
         # The service connects as the application role; the migrations as the master user, and
         # they create the application role from its secret.
@@ -156,8 +154,12 @@ class FastApiLambdaService(Construct):
         }
         # The cache and the bucket serve requests: only the API function gets them (and their
         # settings), the migration function stays as it is.
+        # With RDS Proxy the service goes through it; the migrations connect to the cluster
+        # directly, so they never wait on the proxy's target (whose health may need the role
+        # the migrations are about to create).
         api_env = {
             **env,
+            **({"DATABASE_HOST": self.database.proxy.endpoint} if self.database.proxy is not None else {}),
             "DATABASE_SECRET_ARN": self.database.app_secret.secret_arn,
             **self._backing_services(cache, storage, subnets=subnets, own_vpc=vpc is None),
         }
@@ -196,6 +198,7 @@ class FastApiLambdaService(Construct):
         self.alias = self.api.alias
         self.http_api = self.api.http_api
         self._grant_runtime_access(self.function, database_secrets=[self.database.app_secret])
+        self.database.allow_from(self.function)
         if self.cache is not None:
             self.cache.secret.grant_read(self.function)
             self.cache.allow_from(self.function)
@@ -246,6 +249,7 @@ class FastApiLambdaService(Construct):
             self._grant_runtime_access(
                 self.migrate_function, database_secrets=[self.database.secret, self.database.app_secret]
             )
+            self.database.allow_direct_from(self.migrate_function)
             role = self.migrate_function.role
             assert role is not None
             suppress_lambda_baseline(role, role.node.try_find_child("DefaultPolicy"))
@@ -260,7 +264,9 @@ class FastApiLambdaService(Construct):
                 self,
                 "Migrate",
                 handler=self.migrate_function,
-                execute_after=[self.database, self.secrets_endpoint],
+                # The cluster (with its writer), both credentials secrets with the cluster's
+                # address attached, the endpoint; not the proxy, which the migrations bypass.
+                execute_after=[*self.database.ready_for_migrations, self.secrets_endpoint],
                 execute_before=[self.api.function, self.api.alias],
                 timeout=MIGRATION_TIMEOUT,
                 invocation_type=triggers.InvocationType.REQUEST_RESPONSE,
@@ -314,7 +320,6 @@ class FastApiLambdaService(Construct):
         self.secret_key.grant_read(function)
         for secret in self.extra_secrets.values():
             secret.grant_read(function)
-        self.database.allow_from(function)
         # Connections add the ingress rule on the target and the egress rule on the function.
         self.secrets_endpoint.connections.allow_default_port_from(function, "HTTPS to Secrets Manager")
 

@@ -133,26 +133,33 @@ def test_every_runtime_call_of_the_service_is_covered_here() -> None:
 
 
 def test_the_database_is_reachable_and_granted(synthesized: SynthesizedAws) -> None:
-    cluster_id, cluster = single(synthesized, "AWS::RDS::DBCluster")
+    """The API through RDS Proxy when there is one, the migrations always straight to the
+    cluster (they must not wait on a proxy whose target may need the role they create)."""
+    _, cluster = single(synthesized, "AWS::RDS::DBCluster")
     cluster_group = _ref(cluster["Properties"]["VpcSecurityGroupIds"][0])
     proxies = resources(synthesized, "AWS::RDS::DBProxy")
-    for _, function in (api_function(synthesized), migrate_function(synthesized)):
-        env = function["Properties"]["Environment"]["Variables"]
-        if proxies:
-            ((proxy_id, proxy),) = proxies.items()
-            proxy_group = _ref(proxy["Properties"]["VpcSecurityGroupIds"][0])
-            assert_path(synthesized, function_group(function), proxy_group, 5432)
-            assert_path(synthesized, proxy_group, cluster_group, 5432)
-            assert env["DATABASE_HOST"] == {"Fn::GetAtt": [proxy_id, "Endpoint"]}
-            # The proxy can authenticate every role a function connects as.
-            proxy_secrets = {_ref(auth["SecretArn"]) for auth in proxy["Properties"]["Auth"]}
-            assert _ref(env["DATABASE_SECRET_ARN"]) in proxy_secrets
-            if "APP_DB_SECRET_ARN" in env:
-                assert _ref(env["APP_DB_SECRET_ARN"]) in proxy_secrets
-        else:
-            assert_path(synthesized, function_group(function), cluster_group, 5432)
-        # The cluster lives in the function's subnets (same VPC, routable).
-        assert cluster_id
+    _, api = api_function(synthesized)
+    api_env = api["Properties"]["Environment"]["Variables"]
+    if proxies:
+        ((proxy_id, proxy),) = proxies.items()
+        proxy_group = _ref(proxy["Properties"]["VpcSecurityGroupIds"][0])
+        assert_path(synthesized, function_group(api), proxy_group, 5432)
+        assert_path(synthesized, proxy_group, cluster_group, 5432)
+        assert api_env["DATABASE_HOST"] == {"Fn::GetAtt": [proxy_id, "Endpoint"]}
+        # The proxy can authenticate the role the API connects as.
+        proxy_secrets = {_ref(auth["SecretArn"]) for auth in proxy["Properties"]["Auth"]}
+        assert _ref(api_env["DATABASE_SECRET_ARN"]) in proxy_secrets
+    else:
+        assert_path(synthesized, function_group(api), cluster_group, 5432)
+        assert "DATABASE_HOST" not in api_env
+    _, migrate = migrate_function(synthesized)
+    assert_path(synthesized, function_group(migrate), cluster_group, 5432)
+    assert "DATABASE_HOST" not in migrate["Properties"]["Environment"]["Variables"]  # the secret's host
+    (trigger,) = resources(synthesized, "Custom::Trigger").values()
+    assert not set(trigger.get("DependsOn", [])) & {
+        *proxies,
+        *resources(synthesized, "AWS::RDS::DBProxyTargetGroup"),
+    }
 
 
 def test_secrets_manager_is_reachable_and_each_secret_granted(synthesized: SynthesizedAws) -> None:
@@ -292,6 +299,14 @@ def test_a_failed_first_create_leaves_nothing_behind(synthesized: SynthesizedAws
         if resource.get("DeletionPolicy") == "Retain"
     }
     assert retained == {}
+
+
+def test_nothing_deleted_on_a_failed_create_is_protected_from_deletion(synthesized: SynthesizedAws) -> None:
+    """RDS refuses to delete a cluster with DeletionProtection: a first create that failed after
+    the cluster would end in ROLLBACK_FAILED, the cluster billing and blocking the retry."""
+    for logical_id, resource in synthesized.json["Resources"].items():
+        if resource.get("DeletionPolicy", "Delete") in ("Delete", "RetainExceptOnCreate", "Snapshot"):
+            assert resource.get("Properties", {}).get("DeletionProtection", False) is False, logical_id
 
 
 def test_fixed_names_are_known_and_never_retained_across_a_failed_create(synthesized: SynthesizedAws) -> None:

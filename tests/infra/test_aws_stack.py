@@ -176,9 +176,12 @@ def test_dev_may_be_destroyed_prod_is_retained_and_protected(
     assert dev["Properties"].get("DeletionProtection", False) is False
     # Kept on deletion and replacement, deleted when its own creation rolls back.
     assert prod["DeletionPolicy"] == "RetainExceptOnCreate" and prod["UpdateReplacePolicy"] == "Retain"
-    assert prod["Properties"]["DeletionProtection"] is True
+    # RDS's own flag stays off: RDS refuses to delete a protected cluster, so a first create
+    # that failed after the cluster would not roll back. The prod stack is termination-protected.
+    assert prod["Properties"].get("DeletionProtection", False) is False
+    assert aws_prod.stack.termination_protection is True and aws_dev.stack.termination_protection is False
     assert prod["Properties"]["BackupRetentionPeriod"] == 14
-    assert dev["Properties"]["BackupRetentionPeriod"] == 1
+    assert dev["Properties"]["BackupRetentionPeriod"] == 2
     assert prod["Properties"]["ServerlessV2ScalingConfiguration"]["MinCapacity"] == 0.5
 
 

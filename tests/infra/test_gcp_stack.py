@@ -484,7 +484,10 @@ def test_environment_plain_values_and_secrets_by_reference(
 
 
 def test_deletion_protection_is_explicit_per_stage(gcp_dev: SynthesizedGcp, gcp_prod: SynthesizedGcp) -> None:
-    for synth, protected in ((gcp_dev, False), (gcp_prod, True)):
+    """Off for the service and the job in both stages: they hold no data, and Terraform's
+    protection would block replacing a first revision that failed (tainted), so a failed
+    first deploy could not be retried. Cloud SQL keeps its protection in prod (below)."""
+    for synth, protected in ((gcp_dev, False), (gcp_prod, False)):
         for kind in (SERVICE, JOB):
             _, resource = synth.single(kind)
             assert resource["deletion_protection"] is protected, kind
@@ -517,9 +520,10 @@ def test_no_public_invocation_when_the_spec_says_so(gcp_variant: SynthesizedGcp)
 def test_cloud_sql_postgres_17_with_backups_per_stage(
     gcp_dev: SynthesizedGcp, gcp_prod: SynthesizedGcp
 ) -> None:
-    # Days in the spec, a count of daily backups on Cloud SQL. dev: one day, so no PITR (it
-    # needs more backups than days of logs); prod: 14 days of backups, 7 of logs.
-    for synth, tier, days, logs in ((gcp_dev, "db-f1-micro", 1, None), (gcp_prod, "db-custom-2-8192", 14, 7)):
+    # Days in the spec, a count of daily backups on Cloud SQL, and the days of transaction logs
+    # always explicit (Enterprise's default, 7, would exceed dev's backups). dev: 2 days of
+    # backups, 1 of logs; prod: 14 days of backups, 7 of logs.
+    for synth, tier, days, logs in ((gcp_dev, "db-f1-micro", 2, 1), (gcp_prod, "db-custom-2-8192", 14, 7)):
         assert synth.spec.database.backup_retention_days == days
         _, instance = synth.single(SQL)
         assert instance["database_version"] == "POSTGRES_17" and instance["region"] == REGION

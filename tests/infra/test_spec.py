@@ -37,9 +37,10 @@ def test_prod_differs_where_it_should(tmp_path: Path) -> None:
     dev, prod = load_spec(path, stage="dev"), load_spec(path, stage="prod")
     assert not dev.database.deletion_protection and prod.database.deletion_protection
     assert prod.database.backup_retention_days > dev.database.backup_retention_days
-    # Point-in-time recovery needs more days of backups than of logs: prod only.
-    assert not dev.database.point_in_time_recovery and prod.database.point_in_time_recovery
-    assert prod.database.backup_retention_days > prod.database.transaction_log_retention_days
+    # Point-in-time recovery in both, with fewer days of logs than of backups (Cloud SQL's rule).
+    for spec in (dev, prod):
+        assert spec.database.point_in_time_recovery
+        assert spec.database.backup_retention_days > spec.database.transaction_log_retention_days
     assert (dev.database.tier, prod.database.tier) == ("db-f1-micro", "db-custom-2-8192")
     assert (dev.scaling.max_instances, prod.scaling.max_instances) == (5, 100)
     assert prod.log_retention_days > dev.log_retention_days

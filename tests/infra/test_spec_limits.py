@@ -75,7 +75,7 @@ INVALID: list[tuple[str, dict[str, str], tuple[str, ...]]] = [
     # Cloud SQL: more daily backups than days of transaction logs, logs 1..7 (Enterprise).
     (
         "dev",
-        {"spec.database.point_in_time_recovery": "true"},
+        {"spec.database.transaction_log_retention_days": "2"},
         (
             "database.backup_retention_days",
             "database.transaction_log_retention_days",
@@ -255,12 +255,11 @@ def gcp_constructs_accept(spec: Spec) -> None:
 
 def aws_constructs_accept(spec: Spec) -> None:
     """The spec's values as AwsServiceStack passes them, through the AWS checks that stand
-    alone (DatabaseOptions, the Lambda service's _validate); what the spec does not decide
-    (removal policies, log retention) keeps the construct's defaults."""
+    alone: the stack's own DatabaseOptions, the Lambda service's _validate."""
     from aws_cdk import Duration
 
-    from constructs_lib.aws.database import DatabaseOptions
     from constructs_lib.aws.fastapi_lambda_service import _validate
+    from stacks.aws_stack import database_options
 
     _validate(
         code_path=spec.service_path,
@@ -269,15 +268,7 @@ def aws_constructs_accept(spec: Spec) -> None:
         reserved_concurrency=spec.scaling.max_instances if spec.scaling.reserve_concurrency else None,
         provisioned_concurrency=spec.scaling.min_instances,
     )
-    DatabaseOptions(
-        engine_version=spec.database.version,
-        min_capacity_acu=spec.database.min_capacity_acu,
-        max_capacity_acu=spec.database.max_capacity_acu,
-        database_name=spec.database.name,
-        backup_retention=Duration.days(spec.database.backup_retention_days),
-        deletion_protection=spec.database.deletion_protection,
-        rds_proxy=spec.database.rds_proxy,
-    )
+    database_options(spec)
 
 
 def test_every_accepted_spec_passes_every_construct(tmp_path: Path) -> None:
