@@ -187,13 +187,16 @@ class ServerlessPostgres(Construct):
         return self.proxy.connections if self.proxy is not None else self.cluster.connections
 
     @property
-    def ready_for_migrations(self) -> list[IConstruct]:
+    def ready_for_migrations(self) -> list[Construct]:
         """What the migrations need before they run: the cluster and its writer, and both
         credentials secrets with the cluster's address attached; not the proxy."""
-        writer = self.cluster.node.find_child("Writer")
-        cluster = self.cluster.node.default_child
-        assert cluster is not None
-        return [cluster, writer, self.secret, self.app_secret]
+        parts: list[IConstruct | None] = [
+            self.cluster.node.default_child,
+            self.cluster.node.find_child("Writer"),
+            self.secret,
+            self.app_secret,
+        ]
+        return [part for part in parts if isinstance(part, Construct)]
 
     def allow_direct_from(self, peer: ec2.IConnectable) -> None:
         """Admit ``peer`` on the cluster itself, bypassing any proxy (the migrations: DDL and a
