@@ -260,7 +260,7 @@ class Gcp(Model):
         None, pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", description="Subnet of `network` in `region`"
     )
     subnet_cidr: str = Field(
-        # A /24: 252 usable addresses, room for 2 per instance at the default 100 instances.
+        # A /24: 252 usable addresses, room for 2 per instance up to 120 instances.
         "10.8.0.0/24",
         pattern=r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}/(1[6-9]|2[0-6])$",
         description="Range of the subnet created for Direct VPC egress (/26 or larger, private)",
@@ -382,7 +382,7 @@ STAGE_DEFAULTS: dict[Stage, dict[str, Any]] = {
     Stage.PROD: {
         # 14 days of backups, 7 of transaction logs (the Enterprise maximum): PITR to any
         # second of the last week. A dedicated-core tier: shared-core ones have no SLA, and
-        # 8 GB gives 400 connections, enough for 100 instances across a rollout.
+        # 8 GB gives 400 connections: a pool of 9 for each of 20 instances across a rollout.
         "database": {
             "deletion_protection": True,
             "backup_retention_days": 14,
@@ -392,7 +392,9 @@ STAGE_DEFAULTS: dict[Stage, dict[str, Any]] = {
             "min_capacity_acu": 0.5,
             "max_capacity_acu": 8,
         },
-        "scaling": {"max_instances": 100},
+        # 20 instances (1,600 requests at once at concurrency 80) leave each a pool of 9 of the
+        # tier's 400 connections; at 100 each would get 1, and its requests would queue for it.
+        "scaling": {"max_instances": 20},
         "log_retention_days": 90,
         "storage": {"versioned": True, "noncurrent_days": 90},
     },

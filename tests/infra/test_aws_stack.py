@@ -90,7 +90,7 @@ def test_function_runs_in_isolated_subnets(aws_dev: SynthesizedAws) -> None:
 
 def test_reserved_concurrency_is_optional(aws_prod: SynthesizedAws) -> None:
     _, function = api_function(aws_prod)
-    assert function["Properties"]["ReservedConcurrentExecutions"] == 100
+    assert function["Properties"]["ReservedConcurrentExecutions"] == 20  # prod's scaling.max_instances
 
 
 def test_the_api_points_at_a_published_version_through_an_alias(aws_dev: SynthesizedAws) -> None:

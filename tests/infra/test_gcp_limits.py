@@ -203,4 +203,4 @@ def test_the_synthesized_pool_size_is_the_derived_one(
             assert env["DB_POOL_SIZE"] == str(expected), (spec.stage, kind)
             assert env["DB_MAX_OVERFLOW"] == "0"
         sizes.append(expected)
-    assert sizes == [2, 1, 10]  # dev (f1-micro, 5), prod (400 connections, 100), variant (5 instances)
+    assert sizes == [2, 9, 10]  # dev (f1-micro, 5), prod (400 connections, 20), variant (5 instances)

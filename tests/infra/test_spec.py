@@ -42,7 +42,7 @@ def test_prod_differs_where_it_should(tmp_path: Path) -> None:
         assert spec.database.point_in_time_recovery
         assert spec.database.backup_retention_days > spec.database.transaction_log_retention_days
     assert (dev.database.tier, prod.database.tier) == ("db-f1-micro", "db-custom-2-8192")
-    assert (dev.scaling.max_instances, prod.scaling.max_instances) == (5, 100)
+    assert (dev.scaling.max_instances, prod.scaling.max_instances) == (5, 20)
     assert prod.log_retention_days > dev.log_retention_days
     assert dev.database.min_capacity_acu == 0  # dev pauses when idle
     assert (

@@ -101,7 +101,11 @@ INVALID: list[tuple[str, dict[str, str], tuple[str, ...]]] = [
     # Direct VPC egress: a private range, large enough for the instances (the subnet we create).
     (
         "prod",
-        {"spec.cache.enabled": "true", "spec.gcp.subnet_cidr": "10.8.0.0/26"},
+        {
+            "spec.cache.enabled": "true",
+            "spec.gcp.subnet_cidr": "10.8.0.0/26",
+            "spec.scaling.max_instances": "30",
+        },
         ("gcp.subnet_cidr", "scaling.max_instances"),
     ),
     ("dev", {"spec.gcp.subnet_cidr": "8.8.8.0/24"}, ("gcp.subnet_cidr",)),
