@@ -139,7 +139,17 @@ class HttpApiFunction(Construct):
         if cors_origins:
             cors = apigw.CorsPreflightOptions(
                 allow_origins=list(cors_origins),
-                allow_methods=[apigw.CorsHttpMethod.ANY],
+                # Named, not "*": with credentials allowed, browsers read "*" as a method called
+                # "*" (Fetch standard, CORS protocol), and a credentialed PATCH or DELETE would
+                # fail its preflight.
+                allow_methods=[
+                    apigw.CorsHttpMethod.GET,
+                    apigw.CorsHttpMethod.HEAD,
+                    apigw.CorsHttpMethod.POST,
+                    apigw.CorsHttpMethod.PUT,
+                    apigw.CorsHttpMethod.PATCH,
+                    apigw.CorsHttpMethod.DELETE,
+                ],
                 allow_headers=["authorization", "content-type", "x-request-id"],
                 expose_headers=["x-request-id"],
                 allow_credentials="*" not in cors_origins,

@@ -127,6 +127,9 @@ def test_http_api_cors_from_the_spec(aws_dev: SynthesizedAws, aws_prod: Synthesi
     )
     _, api = single(aws_prod, "AWS::ApiGatewayV2::Api")
     assert api["Properties"]["CorsConfiguration"]["AllowOrigins"] == ["https://app.example.org"]
+    # With credentials, "*" is not a wildcard for browsers: every method the API serves, by name.
+    methods = set(api["Properties"]["CorsConfiguration"]["AllowMethods"])
+    assert methods == {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
 
 
 def test_default_stage_has_json_access_logs_and_throttling(aws_dev: SynthesizedAws) -> None:
