@@ -82,6 +82,9 @@ class UploadsBucket(Construct):
                 s3.LifecycleRule(
                     id="ExpireOldVersions",
                     noncurrent_version_expiration=options.noncurrent_version_expiration,
+                    # Once a deleted attachment's old versions have expired, its delete marker is
+                    # all that is left: remove it too (S3 never does by itself).
+                    expired_object_delete_marker=True,
                 )
             )
         cors = None

@@ -252,6 +252,10 @@ def test_bucket_lifecycle(aws_prod: SynthesizedAws) -> None:
         rule["NoncurrentVersionExpiration"] for rule in rules if "NoncurrentVersionExpiration" in rule
     ]
     assert noncurrent == [{"NoncurrentDays": 90}]  # prod's default (spec storage.noncurrent_days)
+    # A deleted attachment leaves a delete marker once its versions expire: cleaned up too.
+    assert [
+        rule.get("ExpiredObjectDeleteMarker") for rule in rules if "NoncurrentVersionExpiration" in rule
+    ] == [True]
     assert all(rule["Status"] == "Enabled" and "ExpirationInDays" not in rule for rule in rules)
 
 
