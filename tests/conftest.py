@@ -51,7 +51,7 @@ class PostgresForTests:
             self.local.psql(owner)
             self.local.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             self.local.psql(f'CREATE DATABASE "{name}" OWNER {OWNER_ROLE}')
-            return as_role(self.local.url(name), OWNER_ROLE)
+            return as_role(self.database_url_of(name), OWNER_ROLE)
         assert self.base_url is not None
         import asyncio
 
@@ -69,13 +69,13 @@ class PostgresForTests:
                 await conn.close()
 
         asyncio.run(recreate())
-        head, _, _ = self.base_url.rpartition("/")
-        return as_role(f"{head}/{name}", OWNER_ROLE)
+        return as_role(self.database_url_of(name), OWNER_ROLE)
 
     def migrated(self, name: str) -> str:
         """A fresh database, migrated by its owner; returns the URL of the application role."""
-        migrate(self.database(name))
-        return as_role(self.database_url_of(name), APP_ROLE, APP_ROLE_PASSWORD)
+        owner_url = self.database(name)
+        migrate(owner_url)
+        return as_role(owner_url, APP_ROLE, APP_ROLE_PASSWORD)
 
     def database_url_of(self, name: str) -> str:
         if self.local is not None:

@@ -329,9 +329,8 @@ def s3_prefix_list_id(scope: Construct) -> str:
     deploy time: CloudFormation has no attribute for it, and a synth-time lookup would need
     credentials and a fixed region. One read-only EC2 call by aws-cdk-lib's custom resource."""
     stack = Stack.of(scope)
-    existing = stack.node.try_find_child("S3PrefixList")
-    lookup = existing if isinstance(existing, cr.AwsCustomResource) else None
-    if lookup is None:
+    lookup = stack.node.try_find_child("S3PrefixList")  # one per stack
+    if not isinstance(lookup, cr.AwsCustomResource):
         call = cr.AwsSdkCall(
             service="EC2",
             action="DescribeManagedPrefixLists",

@@ -53,16 +53,17 @@ def alembic_config(database_url: str | None = None, *, script_location: Path = M
     return config
 
 
-def migration_engine(config: Config) -> AsyncEngine:
-    """One unpooled connection as the owner: the URL given, else the service's settings (with
-    their TLS verification)."""
+def migration_url(config: Config) -> str:
+    """The owner's URL: the one given, else the service's settings."""
     url = config.attributes.get("database_url")
-    if url:
-        return create_async_engine(str(url), poolclass=NullPool)
-    settings = get_settings()
-    return create_async_engine(
-        settings.sqlalchemy_url(), poolclass=NullPool, connect_args=tls_connect_args(settings)
-    )
+    return str(url) if url else get_settings().sqlalchemy_url()
+
+
+def migration_engine(config: Config) -> AsyncEngine:
+    """One unpooled connection as the owner, with the settings' TLS verification unless a URL
+    was given."""
+    connect_args = {} if config.attributes.get("database_url") else tls_connect_args(get_settings())
+    return create_async_engine(migration_url(config), poolclass=NullPool, connect_args=connect_args)
 
 
 def unknown_revisions(config: Config) -> list[str]:

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from webapi.migrate import MIGRATION_LOCK_KEY, migration_engine
+from webapi.migrate import MIGRATION_LOCK_KEY, migration_engine, migration_url
 from webapi.models import Base
 
 
@@ -41,7 +41,7 @@ async def _run_async() -> None:
 
 def run_migrations_offline() -> None:
     context.configure(
-        url=migration_engine(context.config).url,
+        url=migration_url(context.config),
         target_metadata=Base.metadata,
         literal_binds=True,
         compare_type=True,
