@@ -3,7 +3,8 @@ tests import it to run the service's cache client as that user against a real re
 
 Least privilege for what service/webapi uses, and nothing else:
 
-- keys: ``login:fail:*`` (the login throttle) and ``user:v1:*`` (the read-through user cache);
+- keys: ``login:fail:*`` (the login throttle), ``signup:*`` (the sign-up throttle) and
+  ``user:v1:*`` (the read-through user cache);
 - data commands: GET, SET (with EX), DEL, and the Lua scripts of ``webapi.cache``, which
   redis-py runs with EVALSHA, loading them with SCRIPT LOAD on NOSCRIPT (EVAL is never sent);
   the commands the scripts call (INCR, DECR, EXPIRE, TTL, GET) are checked against the ACL too;
@@ -22,7 +23,7 @@ runs the service's whole cache behaviour as this user.
 
 from __future__ import annotations
 
-KEY_PATTERNS = ("login:fail:*", "user:v1:*")
+KEY_PATTERNS = ("login:fail:*", "signup:*", "user:v1:*")
 COMMANDS = (
     "ping",
     "get",

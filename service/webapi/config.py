@@ -136,6 +136,9 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(5, ge=1, le=1000)
     login_max_failures_per_client: int = Field(20, ge=1, le=100000)
     login_failure_window_seconds: int = Field(900, ge=1, le=86400)
+    # Sign-ups per client address within the window (each costs a password hash).
+    signup_max_per_client: int = Field(20, ge=1, le=1_000_000)
+    signup_window_seconds: int = Field(900, ge=1, le=86400)
 
     # Tokens: a value, or (on Lambda) the ARN of a secret holding it.
     secret_key: SecretStr | None = None

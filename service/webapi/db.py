@@ -98,6 +98,9 @@ def make_sessionmaker(bind: Any) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
 
 
+# Every 503 the database causes says when to try again.
+DB_RETRY_AFTER_SECONDS = "5"
+
 # The errors that mean "the database cannot be reached right now", as opposed to a
 # bug or bad data: the API answers them with 503 and the pool recovers by itself.
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
@@ -114,7 +117,29 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# SQLSTATEs the services turn into answers (PostgreSQL, Appendix A).
+UNIQUE_VIOLATION = "23505"
+FOREIGN_KEY_VIOLATION = "23503"
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error raised through SQLAlchemy's asyncpg dialect, if any."""
+    orig = getattr(exc, "orig", None)
+    for candidate in (getattr(orig, "__cause__", None), orig):
+        code = getattr(candidate, "sqlstate", None)
+        if code:
+            return str(code)
+    return None
+
+
+# Transient conflicts a retry resolves: deadlock_detected, serialization_failure,
+# lock_not_available. The services take their locks in one order; these are the safety net.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
+
+
 def is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+    if isinstance(exc, sa_exc.DBAPIError) and (
+        exc.connection_invalidated or sqlstate(exc) in TRANSIENT_SQLSTATES
+    ):
         return True
     return isinstance(exc, UNAVAILABLE_ERRORS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from webapi.services import users as users_service
 from webapi.storage import Storage
 
 # Relative, so Swagger UI posts to the right URL behind an API Gateway stage prefix.
+log = logging.getLogger("webapi.db")
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="api/v1/auth/token", auto_error=False)
 
 
@@ -42,14 +44,35 @@ async def get_database(request: Request) -> Database:
 # from the request rather than through the dependencies above: each level of dependency costs
 # FastAPI a solve per request (README, Performance).
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for the request, closed before the response is sent (scope "function", below):
+    its connection is back in the pool when the client reads the answer, and nothing of the
+    request still runs once the response is out. A close that fails (the database went away
+    after the route decided its answer) changes nothing about the answer: the route committed
+    what it had to, and the pool drops the connection. Raised instead, after a response had
+    started, it would make the server close the client's connection, and with it the next
+    request on that connection, whose write could land unacknowledged."""
     database: Database = request.app.state.db
-    async with database.sessions_for(request.method)() as session:
+    session = database.sessions_for(request.method)()
+    try:
         yield session
+    finally:
+        try:
+            await session.close()
+        except Exception as exc:
+            log.warning("session cleanup failed", extra={"error": type(exc).__name__})
+            await _invalidate(session)
+
+
+async def _invalidate(session: AsyncSession) -> None:
+    try:
+        await session.invalidate()  # no round trip: the connections are discarded
+    except Exception:
+        log.debug("session invalidation failed", exc_info=True)
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
 
@@ -105,8 +128,12 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 async def get_owned_item(item_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Item:
     item = await items_service.get_owned_item(session=session, owner=user, item_id=item_id)
     if item is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "Item not found")
+        raise item_not_found()
     return item
+
+
+def item_not_found() -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, "Item not found")
 
 
 OwnedItem = Annotated[Item, Depends(get_owned_item)]

@@ -12,12 +12,10 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from webapi.db import is_unavailable
+from webapi.db import DB_RETRY_AFTER_SECONDS, is_unavailable
 from webapi.middleware import current_request_id
 
 log = logging.getLogger("webapi.error")
-
-DB_RETRY_AFTER_SECONDS = "5"
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

@@ -20,7 +20,7 @@ from webapi.logs import configure_logging
 from webapi.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, UnhandledErrorMiddleware
 from webapi.schemas import Welcome
 from webapi.storage import build_storage, local_routes
-from webapi.throttle import LoginThrottle
+from webapi.throttle import LocalWindows, LoginThrottle, SignUpThrottle
 
 log = logging.getLogger("webapi")
 API_PREFIX = "/api/v1"
@@ -89,7 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = None
     app.state.cache = None
-    app.state.login_throttle = LoginThrottle(settings)
+    counters = LocalWindows()  # one bounded table for both throttles' per-instance counts
+    app.state.login_throttle = LoginThrottle(settings, local=counters)
+    app.state.signup_throttle = SignUpThrottle(settings, local=counters)
 
     # Health first: routes are matched in order, and FastAPI prepares a router's routes when a
     # request first reaches it, so the probes never wait for the API's. The prefix is given at

@@ -97,7 +97,12 @@ class RequestContextMiddleware:
 
 class UnhandledErrorMiddleware:
     """An exception nothing else handled: log it with the request id, answer a
-    JSON 500 that reveals nothing of the internals."""
+    JSON 500 that reveals nothing of the internals.
+
+    One raised after the whole response was sent (a background task, a cleanup) is logged and
+    ends there: re-raised, it would make the server close the connection, and a request the
+    client had already sent on it would be dropped, its work done but never answered. Only a
+    response cut off midway is re-raised, for the server to end it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -106,18 +111,22 @@ class UnhandledErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        response_started = False
+        response_started = response_complete = False
 
         async def tracking_send(message: Message) -> None:
-            nonlocal response_started
+            nonlocal response_started, response_complete
             if message["type"] == "http.response.start":
                 response_started = True
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                response_complete = True
 
         try:
             await self.app(scope, receive, tracking_send)
         except Exception:
             error_log.exception("unhandled exception", extra={"path": scope.get("path")})
+            if response_complete:
+                return
             if response_started:
                 raise
             await send_json(

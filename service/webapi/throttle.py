@@ -1,5 +1,6 @@
-"""Login throttling: too many failed logins for one account, or from one client address,
-answer 429 with ``Retry-After`` until the window that counted them ends.
+"""Throttling: too many failed logins for one account or from one client address, or too many
+sign-ups from one client address, answer 429 with ``Retry-After`` until the window that counted
+them ends.
 
 With a cache the counters live there, so every Lambda environment and Cloud Run instance
 sees the same counts. Without one (or while it is unreachable) each instance counts on
@@ -7,9 +8,13 @@ its own: still a brake on one attacker hitting one instance, but N instances all
 times the attempts. That fallback is documented, not hidden.
 
 Every attempt is counted before its password is checked (so parallel guesses cannot all slip
-through a read-only check); a successful one clears the account's count and takes itself back
-from the client's (one known password must not reset a spray across accounts). The window is
-fixed: it starts at the first attempt and ends ``window`` seconds later.
+through a read-only check). An attempt that ends for the service's own reasons (the database is
+down: 503) is taken back: a user following ``Retry-After`` through an outage is not locked out
+after it. A successful login clears the account's count and takes itself back from the client's
+(one known password must not reset a spray across accounts). The client's limit is checked
+first: an address over its limit counts nothing more, so it cannot fill the counter table with
+fresh accounts. The window is fixed: it starts at the first attempt and ends ``window`` seconds
+later.
 """
 
 from __future__ import annotations
@@ -19,54 +24,94 @@ import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from webapi.cache import Cache
 from webapi.config import Settings
+from webapi.emails import canonical_email
 
 MAX_LOCAL_KEYS = 10_000
+# Counters at or over their limit (a locked account, a throttled address) are never evicted to
+# make room for fresh ones; the table may grow past MAX_LOCAL_KEYS for them, up to this factor.
+# Reaching it takes over 100,000 locked keys in one window (1 KiB or less each).
+LOCKED_KEYS_FACTOR = 10
+
+
+@dataclass
+class _Window:
+    count: int
+    ends: float
+    protect_at: int  # at or over this count, the window is a lock: evicted last
 
 
 class LocalWindows:
-    """Fixed-window counters in this process, bounded in size (oldest windows dropped first)."""
+    """Fixed-window counters in this process, bounded in size.
+
+    When the table is full, the windows that ended go first, then the lowest counts (the oldest
+    first among equals), down to 90% of the bound: an attacker's one-attempt keys go before a
+    victim's four. A window at its limit (a lock) is not evicted until the table holds
+    ``LOCKED_KEYS_FACTOR`` times the bound.
+    """
 
     def __init__(
         self, *, max_keys: int = MAX_LOCAL_KEYS, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._windows: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._windows: OrderedDict[str, _Window] = OrderedDict()
         self._max_keys = max_keys
         self._clock = clock
 
-    def _current(self, key: str) -> tuple[int, float] | None:
+    def __len__(self) -> int:
+        return len(self._windows)
+
+    def _current(self, key: str) -> _Window | None:
         entry = self._windows.get(key)
-        if entry is not None and entry[1] <= self._clock():
+        if entry is not None and entry.ends <= self._clock():
             del self._windows[key]
             return None
         return entry
 
-    def increment(self, key: str, window_seconds: int) -> tuple[int, int]:
+    def increment(self, key: str, window_seconds: int, *, protect_at: int | None = None) -> tuple[int, int]:
         entry = self._current(key)
-        count, ends = (entry[0] + 1, entry[1]) if entry else (1, self._clock() + window_seconds)
-        self._windows[key] = (count, ends)
-        self._windows.move_to_end(key)  # the most recently counted go last, evicted last
+        if entry is None:
+            entry = _Window(0, self._clock() + window_seconds, protect_at or 0)
+            self._windows[key] = entry
+        entry.count += 1
+        if protect_at is not None:
+            entry.protect_at = protect_at
+        self._windows.move_to_end(key)  # the most recently counted go last
         if len(self._windows) > self._max_keys:
-            self._evict()
-        return count, _seconds_left(ends, self._clock())
+            self._evict(keep=key)
+        return entry.count, _seconds_left(entry.ends, self._clock())
 
-    def _evict(self) -> None:
+    def _evict(self, keep: str) -> None:
         now = self._clock()
-        for stale in [k for k, (_count, ends) in self._windows.items() if ends <= now]:
+        for stale in [k for k, w in self._windows.items() if w.ends <= now]:
             del self._windows[stale]
-        while len(self._windows) > self._max_keys:
-            self._windows.popitem(last=False)  # the least recently counted
+        target = self._max_keys - max(1, self._max_keys // 10)
+        if len(self._windows) <= self._max_keys:
+            return
+        unlocked = [
+            (w.count, order, k)
+            for order, (k, w) in enumerate(self._windows.items())
+            if k != keep and (w.protect_at == 0 or w.count < w.protect_at)
+        ]
+        unlocked.sort()
+        for _count, _order, k in unlocked[: max(0, len(self._windows) - target)]:
+            del self._windows[k]
+        while len(self._windows) > self._max_keys * LOCKED_KEYS_FACTOR:
+            oldest = next(iter(self._windows))
+            if oldest == keep:
+                break
+            del self._windows[oldest]
 
     def decrement(self, key: str) -> None:
         entry = self._current(key)
-        if entry is not None and entry[0] > 0:
-            self._windows[key] = (entry[0] - 1, entry[1])
+        if entry is not None and entry.count > 0:
+            entry.count -= 1
 
     def peek(self, key: str) -> tuple[int, int]:
         entry = self._current(key)
-        return (entry[0], _seconds_left(entry[1], self._clock())) if entry else (0, 0)
+        return (entry.count, _seconds_left(entry.ends, self._clock())) if entry else (0, 0)
 
     def delete(self, key: str) -> None:
         self._windows.pop(key, None)
@@ -94,41 +139,64 @@ class Throttled(Exception):
         self.retry_after_seconds = retry_after_seconds
 
 
-class LoginThrottle:
+@dataclass
+class Counted:
+    """What one attempt counted, and where (the cache, or this process), to take it back."""
+
+    keys: list[tuple[str, bool]] = field(default_factory=list)  # (key, counted in the cache)
+
+
+class _Counters:
+    def __init__(self, window_seconds: int, local: LocalWindows | None) -> None:
+        self.window_seconds = window_seconds
+        self.local = local or LocalWindows()
+
+    async def count(self, cache: Cache | None, limits: list[tuple[str, int]]) -> Counted:
+        """Count one attempt under each (key, limit), in order; raise :class:`Throttled` at the
+        first that is over its limit (the keys after it are not counted). Each increment is
+        atomic, so of N parallel attempts at most the limit get past."""
+        counted = Counted()
+        for key, limit in limits:
+            in_cache = await cache.increment(key, self.window_seconds) if cache is not None else None
+            if in_cache is None:
+                count, left = self.local.increment(key, self.window_seconds, protect_at=limit)
+            else:
+                # Attempts counted here while the cache was down still count on this instance.
+                count, left = max(in_cache, self.local.peek(key))
+            counted.keys.append((key, in_cache is not None))
+            if count > limit:
+                raise Throttled(retry_after_seconds=max(1, left))
+        return counted
+
+    async def refund(self, cache: Cache | None, counted: Counted) -> None:
+        """Take an attempt back from every key it was counted in."""
+        for key, in_cache in counted.keys:
+            if in_cache and cache is not None:
+                await cache.decrement(key)
+            else:
+                self.local.decrement(key)
+
+
+class LoginThrottle(_Counters):
     def __init__(self, settings: Settings, *, local: LocalWindows | None = None) -> None:
+        super().__init__(settings.login_failure_window_seconds, local)
         self.max_per_account = settings.login_max_failures
         self.max_per_client = settings.login_max_failures_per_client
-        self.window_seconds = settings.login_failure_window_seconds
-        self.local = local or LocalWindows()
 
     @staticmethod
     def keys(email: str, client: str | None) -> list[tuple[str, str]]:
-        """(kind, key) pairs. The account is hashed: no email address is stored in the cache."""
-        account = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
-        keys = [("account", f"login:fail:account:{account}")]
-        if client:
-            keys.append(("client", f"login:fail:client:{client_key(client)}"))
+        """(kind, key) pairs, the client's first. The account is the address as sign-up stores
+        it, hashed: no email address is stored in the cache."""
+        account = hashlib.sha256(canonical_email(email).encode()).hexdigest()[:32]
+        keys = [("client", f"login:fail:client:{client_key(client)}")] if client else []
+        keys.append(("account", f"login:fail:account:{account}"))
         return keys
 
-    def _limit(self, kind: str) -> int:
-        return self.max_per_account if kind == "account" else self.max_per_client
-
-    async def attempt(self, cache: Cache | None, *, email: str, client: str | None) -> None:
-        """Count this attempt, before the password is checked, and raise :class:`Throttled` if it is
-        one too many. Counting first is what makes the limit hold for concurrent guesses: each
-        one's increment is atomic, so of N parallel attempts at most the limit get a password check.
-        """
-        for kind, key in self.keys(email, client):
-            counted = await cache.increment(key, self.window_seconds) if cache is not None else None
-            if counted is None:
-                counted = self.local.increment(key, self.window_seconds)
-            else:
-                # Failures counted here while the cache was down still count on this instance.
-                local = self.local.peek(key)
-                counted = max(counted, local)
-            count, left = counted
-            if count > self._limit(kind):
-                raise Throttled(retry_after_seconds=max(1, left))
+    async def attempt(self, cache: Cache | None, *, email: str, client: str | None) -> Counted:
+        """Count this attempt, before the password is checked; :class:`Throttled` if it is one
+        too many. :meth:`refund` takes it back if the attempt could not be judged."""
+        limits = {"client": self.max_per_client, "account": self.max_per_account}
+        return await self.count(cache, [(key, limits[kind]) for kind, key in self.keys(email, client)])
 
     async def succeeded(self, cache: Cache | None, *, email: str, client: str | None) -> None:
         """The account's count starts again; the client's attempt was not a failure after all."""
@@ -140,3 +208,16 @@ class LoginThrottle:
             await cache.delete(keys["account"])
             if "client" in keys:
                 await cache.decrement(keys["client"])
+
+
+class SignUpThrottle(_Counters):
+    """Sign-ups per client address: each costs a password hash, which logins wait behind."""
+
+    def __init__(self, settings: Settings, *, local: LocalWindows | None = None) -> None:
+        super().__init__(settings.signup_window_seconds, local)
+        self.max_per_client = settings.signup_max_per_client
+
+    async def attempt(self, cache: Cache | None, *, client: str | None) -> Counted:
+        if not client:
+            return Counted()
+        return await self.count(cache, [(f"signup:client:{client_key(client)}", self.max_per_client)])

@@ -144,7 +144,7 @@ def test_one_password_user_in_the_group_attached_to_the_cache(aws_prod: Synthesi
     # Only the service's two key families and the commands its cache client sends
     # (tests/service/test_cache_acl.py runs that client as this user on a real redis-server).
     assert props["AccessString"] == (
-        "on ~login:fail:* ~user:v1:* -@all +ping +get +set +del +evalsha +script|load "
+        "on ~login:fail:* ~signup:* ~user:v1:* -@all +ping +get +set +del +evalsha +script|load "
         "+incr +decr +expire +ttl +cluster|slots +command"
     )
     assert props["AuthenticationMode"]["Type"] == "password"

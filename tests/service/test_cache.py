@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
+from devtools.localdb import free_port
 from devtools.localredis import LocalRedis
 from tests.conftest import ROOT
 from tests.service.conftest import API, SignedUp, make_settings, stub_secrets
@@ -38,7 +39,7 @@ from webapi.config import Settings, SettingsError, resolve_settings
 from webapi.db import Database
 from webapi.main import create_app, shutdown, startup
 from webapi.models import User
-from webapi.throttle import LocalWindows, LoginThrottle
+from webapi.throttle import LOCKED_KEYS_FACTOR, LocalWindows, LoginThrottle
 
 PASSWORD = "correct horse battery"
 REDIS_PASSWORD = "test-redis-password-0123456789"
@@ -270,16 +271,42 @@ def test_local_windows_are_fixed_and_bounded() -> None:
     assert windows.increment("a", 60) == (2, 1)  # the window does not slide
     now[0] += 1
     assert windows.peek("a") == (0, 0)  # ended
-    for key in "bcde":
+    for key in "bcd":
         windows.increment(key, 60)
-    assert windows.peek("b") == (0, 0)  # the oldest was dropped to stay at 3 keys
-    assert windows.peek("e")[0] == 1
-    # The most recently counted stay: a busy window is not pushed out by fresh ones.
     windows.increment("c", 60)
-    windows.increment("f", 60)
-    assert windows.peek("c")[0] == 2 and windows.peek("d") == (0, 0)
+    windows.increment("e", 60)  # a fourth key: the table goes down to 2 (90% of 3, at least one less)
+    assert len(windows) == 2
+    # The lowest counts go first, the oldest first among equals; the key just counted stays.
+    assert windows.peek("b") == (0, 0) and windows.peek("d") == (0, 0)
+    assert windows.peek("c")[0] == 2 and windows.peek("e")[0] == 1
     windows.decrement("c")
     assert windows.peek("c")[0] == 1
+
+
+def test_a_flood_of_fresh_keys_cannot_evict_a_lock_or_a_count() -> None:
+    """The flush attack, on the table itself: a victim locked (5 of 5) or part-way (4 of 5)
+    keeps its count through 100 times the table's size in one-attempt keys."""
+    windows = LocalWindows(max_keys=100)
+    for _ in range(5):
+        windows.increment("victim", 900, protect_at=5)
+    for _ in range(4):
+        windows.increment("halfway", 900, protect_at=5)
+    for n in range(10_000):
+        windows.increment(f"random-{n}", 900, protect_at=5)
+    assert len(windows) <= 100
+    assert windows.peek("victim")[0] == 5
+    assert windows.peek("halfway")[0] == 4
+
+
+def test_locks_are_kept_past_the_bound_up_to_a_ceiling() -> None:
+    windows = LocalWindows(max_keys=10)
+    for n in range(50):
+        windows.increment(f"locked-{n}", 900, protect_at=1)
+    assert len(windows) == 50  # every lock kept: more than max_keys, less than the ceiling
+    for n in range(200):
+        windows.increment(f"more-{n}", 900, protect_at=1)
+    assert len(windows) == 10 * LOCKED_KEYS_FACTOR  # the ceiling: the oldest locks went
+    assert windows.peek("more-199")[0] == 1 and windows.peek("locked-0") == (0, 0)
 
 
 def test_ipv6_clients_are_counted_by_their_64() -> None:
@@ -356,6 +383,31 @@ async def test_deleting_the_account_invalidates_its_entry(
     assert await redis.get(entry) == user_cache.DELETED  # a tombstone, as long as an entry could live
     assert 0 < await redis.ttl(entry) <= 60
     assert (await client.get(f"{API}/users/me", headers=headers)).status_code == 401
+
+
+async def test_a_deleted_account_still_cached_cannot_write(
+    redis: Redis, cache: CacheServer, instances: Instances
+) -> None:
+    """The documented window: an instance that cannot reach the cache deletes the account, so no
+    tombstone is written, and another instance still finds the user in the cache for up to the
+    TTL. Reads pass (200); a write then meets the missing account in the database: 401, not the
+    500 a foreign-key violation was."""
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    cache.outage = True  # that instance's failures are the point
+    deleting = instances.client(instances.new(unreachable))
+    reading = instances.client(instances.new(cache))
+    user = await sign_up(reading)
+    headers = {"Authorization": f"Bearer {user.token}"}
+    assert (await reading.get(f"{API}/users/me", headers=headers)).status_code == 200  # now cached
+    assert (await deleting.delete(f"{API}/users/{user.id}", headers=headers)).status_code == 204
+    assert await redis.exists(user_cache.key(uuid.UUID(user.id)))  # no tombstone reached it
+    assert (await reading.get(f"{API}/users/me", headers=headers)).status_code == 200
+    for write in (
+        reading.post(f"{API}/items", json={"title": "After"}, headers=headers),
+        reading.patch(f"{API}/items/{uuid.uuid4()}", json={"title": "x"}, headers=headers),
+    ):
+        response = await write
+        assert response.status_code in (401, 404), response.text
 
 
 async def test_a_lookup_racing_the_deletion_cannot_put_the_user_back(

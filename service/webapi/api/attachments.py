@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 
 from webapi.api.responses import errors
 from webapi.config import Settings
-from webapi.deps import OptionalStorageDep, OwnedItem, SessionDep, SettingsDep
+from webapi.deps import OptionalStorageDep, OwnedItem, SessionDep, SettingsDep, item_not_found
 from webapi.schemas import (
     AttachmentCreate,
     AttachmentDownload,
@@ -26,6 +26,7 @@ from webapi.schemas import (
     UploadInstructions,
 )
 from webapi.services import attachments as attachments_service
+from webapi.services.items import ItemGone
 from webapi.storage import Storage, StorageError, local_routes
 
 NOT_ENABLED = "attachments are not enabled"
@@ -85,6 +86,8 @@ async def create_attachment(
         # The limit is in the OpenAPI schema (see routers_for): a 422 like any other bound.
         problem = {"type": "less_than_equal", "loc": ("body", "size"), "msg": str(exc), "input": data.size}
         raise RequestValidationError([problem]) from None
+    except ItemGone:
+        raise item_not_found() from None
     except attachments_service.TooManyAttachments:
         limit = attachments_service.MAX_ATTACHMENTS_PER_ITEM
         raise HTTPException(status.HTTP_409_CONFLICT, f"An item holds at most {limit} attachments") from None
@@ -126,9 +129,12 @@ async def delete_attachment(
     attachment = await attachments_service.get_attachment(
         session=session, item=item, attachment_id=attachment_id
     )
-    if attachment is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "Attachment not found")
-    await attachments_service.delete_attachment(session=session, storage=storage, attachment=attachment)
+    try:
+        if attachment is None:
+            raise attachments_service.AttachmentGone
+        await attachments_service.delete_attachment(session=session, storage=storage, attachment=attachment)
+    except attachments_service.AttachmentGone:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Attachment not found") from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

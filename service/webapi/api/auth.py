@@ -49,21 +49,28 @@ async def login(
     client = client_address(request, settings)
     try:
         # Before the password is checked: a locked account stays locked for the right one too.
-        await throttle.attempt(cache, email=form.username, client=client)
+        counted = await throttle.attempt(cache, email=form.username, client=client)
     except Throttled as exc:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            "Too many failed logins; try again later",
-            headers={"Retry-After": str(exc.retry_after_seconds)},
-        ) from None
-    user = await users_service.authenticate(
-        session=session,
-        email=form.username,
-        password=form.password,
-        hash_concurrency=settings.password_hash_concurrency,
-    )
+        raise too_many("Too many failed logins; try again later", exc) from None
+    try:
+        user = await users_service.authenticate(
+            session=session,
+            email=form.username,
+            password=form.password,
+            hash_concurrency=settings.password_hash_concurrency,
+        )
+    except BaseException:
+        # Not judged (the database is down: 503): the attempt does not count against the user.
+        await throttle.refund(cache, counted)
+        raise
     if user is None:
-        raise unauthorized("Incorrect email or password")  # the attempt is already counted
+        raise unauthorized("Incorrect email or password")  # the attempt stays counted
     await throttle.succeeded(cache, email=form.username, client=client)
     token, expires_in = create_access_token(user.id, settings)
     return Token(access_token=token, expires_in=expires_in)
+
+
+def too_many(detail: str, exc: Throttled) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS, detail, headers={"Retry-After": str(exc.retry_after_seconds)}
+    )

@@ -5,7 +5,7 @@ import logging
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from webapi.db import is_unavailable
+from webapi.db import DB_RETRY_AFTER_SECONDS, is_unavailable
 from webapi.deps import DatabaseDep, SettingsDep
 from webapi.schemas import Health, Readiness
 
@@ -32,5 +32,7 @@ async def readiness(database: DatabaseDep, settings: SettingsDep) -> Readiness |
             raise
         log.warning("readiness check failed", extra={"error": type(exc).__name__})
         body = Readiness(status="unavailable", database="unreachable")
-        return JSONResponse(body.model_dump(), status_code=503)
+        return JSONResponse(
+            body.model_dump(), status_code=503, headers={"Retry-After": DB_RETRY_AFTER_SECONDS}
+        )
     return Readiness(status="ready", database="ok")

@@ -5,7 +5,15 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from webapi.api.responses import errors
-from webapi.deps import CurrentUser, OptionalStorageDep, OwnedItem, PaginationDep, SessionDep
+from webapi.deps import (
+    CurrentUser,
+    OptionalStorageDep,
+    OwnedItem,
+    PaginationDep,
+    SessionDep,
+    item_not_found,
+    unauthorized,
+)
 from webapi.schemas import ItemCreate, ItemPublic, ItemUpdate, Page
 from webapi.services import attachments as attachments_service
 from webapi.services import items as items_service
@@ -21,7 +29,10 @@ router = APIRouter(prefix="/items", tags=["items"])
     responses=errors(400, 401, 413, 503),
 )
 async def create_item(data: ItemCreate, session: SessionDep, user: CurrentUser) -> ItemPublic:
-    item = await items_service.create_item(session=session, owner=user, data=data)
+    try:
+        item = await items_service.create_item(session=session, owner=user, data=data)
+    except items_service.OwnerGone:
+        raise unauthorized("Invalid or expired token") from None
     return ItemPublic.model_validate(item)
 
 
@@ -54,8 +65,11 @@ async def read_item(item_id: uuid.UUID, item: OwnedItem) -> ItemPublic:
 async def update_item(
     item_id: uuid.UUID, data: ItemUpdate, item: OwnedItem, session: SessionDep
 ) -> ItemPublic:
-    item = await items_service.update_item(session=session, item=item, data=data)
-    return ItemPublic.model_validate(item)
+    try:
+        updated = await items_service.update_item(session=session, item=item, data=data)
+    except items_service.ItemGone:
+        raise item_not_found() from None
+    return ItemPublic.model_validate(updated)
 
 
 @router.delete(
@@ -67,8 +81,12 @@ async def update_item(
 async def delete_item(
     item_id: uuid.UUID, item: OwnedItem, session: SessionDep, storage: OptionalStorageDep
 ) -> Response:
-    keys = await attachments_service.object_keys(session=session, item_id=item.id) if storage else []
-    await items_service.delete_item(session=session, item=item)  # attachment rows cascade
+    try:
+        keys = await items_service.delete_item(
+            session=session, item=item, with_object_keys=storage is not None
+        )
+    except items_service.ItemGone:
+        raise item_not_found() from None
     if storage and keys:
         await attachments_service.delete_objects(storage=storage, keys=keys)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

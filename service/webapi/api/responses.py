@@ -15,7 +15,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found (or not yours)",
         409: "Conflict with existing data",
         413: "Request body too large",
-        429: "Too many failed attempts; see Retry-After",
+        429: "Too many attempts; see Retry-After",
         503: "Database unavailable",
     }
     return {code: {"model": ErrorResponse, "description": descriptions[code]} for code in codes}

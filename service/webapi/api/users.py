@@ -2,15 +2,17 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from webapi import user_cache
+from webapi.api.auth import client_address, too_many
 from webapi.api.responses import errors
 from webapi.deps import CacheDep, CurrentUser, OptionalStorageDep, PaginationDep, SessionDep, SettingsDep
 from webapi.schemas import Page, UserCreate, UserPublic
 from webapi.services import attachments as attachments_service
 from webapi.services import users as users_service
+from webapi.throttle import SignUpThrottle, Throttled
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -30,15 +32,26 @@ register_url_convertor("not_me", NotMeConvertor())
     response_model=UserPublic,
     status_code=status.HTTP_201_CREATED,
     summary="Sign up",
-    responses=errors(400, 409, 413, 503),
+    responses=errors(400, 409, 413, 429, 503),
 )
-async def sign_up(data: UserCreate, session: SessionDep, settings: SettingsDep) -> UserPublic:
+async def sign_up(
+    request: Request, data: UserCreate, session: SessionDep, settings: SettingsDep, cache: CacheDep
+) -> UserPublic:
+    throttle: SignUpThrottle = request.app.state.signup_throttle
+    try:
+        # Every sign-up counts, a duplicate too (409s would otherwise test addresses for free).
+        counted = await throttle.attempt(cache, client=client_address(request, settings))
+    except Throttled as exc:
+        raise too_many("Too many sign-ups; try again later", exc) from None
     try:
         user = await users_service.create_user(
             session=session, data=data, hash_concurrency=settings.password_hash_concurrency
         )
     except users_service.EmailAlreadyRegisteredError:
         raise HTTPException(status.HTTP_409_CONFLICT, "Email already registered") from None
+    except BaseException:
+        await throttle.refund(cache, counted)  # our failure (503), not the client's
+        raise
     return UserPublic.model_validate(user)
 
 
@@ -85,8 +98,7 @@ async def delete_user(
 ) -> Response:
     if user_id != user.id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "You can only delete your own account")
-    keys = await attachments_service.object_keys(session=session, owner_id=user.id) if storage else []
-    await users_service.delete_user(session=session, user=user)  # items and attachment rows cascade
+    keys = await users_service.delete_user(session=session, user=user, with_object_keys=storage is not None)
     await user_cache.forget(cache, user.id, settings.user_cache_ttl_seconds)
     if storage and keys:
         await attachments_service.delete_objects(storage=storage, keys=keys)

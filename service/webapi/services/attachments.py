@@ -7,11 +7,12 @@ import logging
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from webapi.models import Attachment, Item
+from webapi.models import Attachment, Item, User
 from webapi.schemas import AttachmentCreate
+from webapi.services.items import ItemGone
 from webapi.storage import Storage, StorageError, UploadTicket
 
 log = logging.getLogger("webapi.attachments")
@@ -22,6 +23,10 @@ MAX_ATTACHMENTS_PER_ITEM = 100
 
 
 class TooManyAttachments(Exception):
+    pass
+
+
+class AttachmentGone(Exception):
     pass
 
 
@@ -44,18 +49,29 @@ async def create_attachment(
     prefix: str,
     max_bytes: int,
 ) -> tuple[Attachment, UploadTicket]:
-    """The metadata row and the presigned upload for it. Signed first: a failure to sign
-    leaves no row behind."""
+    """The metadata row and the presigned upload for it. Signed before the row is written: a
+    failure to sign leaves no row behind.
+
+    The cap holds under concurrency: the count and the insert run under the item's row lock, so
+    parallel creates on one item queue for it. The account's row is locked first (KEY SHARE, as
+    the attachment's foreign key would), in the order an account deletion takes them, so the
+    two cannot deadlock. :class:`ItemGone` if the item or its account went meanwhile."""
     if data.size > max_bytes:
         raise UploadTooLarge(data.size, max_bytes)
-    held = await session.scalar(select(func.count()).where(Attachment.item_id == item.id))
-    if (held or 0) >= MAX_ATTACHMENTS_PER_ITEM:
-        raise TooManyAttachments
+    params = {"item_id": item.id, "owner_id": item.owner_id}
+    if await _held(session, params) >= MAX_ATTACHMENTS_PER_ITEM:
+        raise TooManyAttachments  # without a lock or a signature: the cheap answer first
     attachment_id = uuid.uuid4()
     key = object_key(prefix=prefix, owner_id=item.owner_id, item_id=item.id, attachment_id=attachment_id)
     ticket = await storage.presign_upload(
         key=key, content_type=data.content_type, size=data.size, filename=data.filename
     )
+    if await session.scalar(_LOCK_OWNER, params) is None or await session.scalar(_LOCK_ITEM, params) is None:
+        await session.rollback()
+        raise ItemGone
+    if await _held(session, params) >= MAX_ATTACHMENTS_PER_ITEM:
+        await session.rollback()
+        raise TooManyAttachments
     attachment = Attachment(
         id=attachment_id,
         item_id=item.id,
@@ -68,6 +84,21 @@ async def create_attachment(
     session.add(attachment)
     await session.commit()
     return attachment, ticket
+
+
+_COUNT = select(func.count()).where(Attachment.item_id == bindparam("item_id"))
+_LOCK_OWNER = (
+    select(User.id).where(User.id == bindparam("owner_id")).with_for_update(read=True, key_share=True)
+)
+_LOCK_ITEM = (
+    select(Item.id)
+    .where(Item.id == bindparam("item_id"), Item.owner_id == bindparam("owner_id"))
+    .with_for_update()
+)
+
+
+async def _held(session: AsyncSession, params: dict[str, uuid.UUID]) -> int:
+    return await session.scalar(_COUNT, params) or 0
 
 
 async def list_attachments(*, session: AsyncSession, item: Item) -> list[Attachment]:
@@ -102,10 +133,15 @@ async def get_attachment(*, session: AsyncSession, item: Item, attachment_id: uu
 
 
 async def delete_attachment(*, session: AsyncSession, storage: Storage, attachment: Attachment) -> None:
-    """The row first (the API's truth), then the object; an object left behind is logged."""
+    """The row first (the API's truth), then the object; an object left behind is logged.
+    :class:`AttachmentGone` if another request deleted the row first."""
     key = attachment.object_key
-    await session.delete(attachment)
+    deleted = await session.scalar(
+        delete(Attachment).where(Attachment.id == attachment.id).returning(Attachment.id)
+    )
     await session.commit()
+    if deleted is None:
+        raise AttachmentGone
     try:
         await storage.delete(key)
     except StorageError:
@@ -114,18 +150,6 @@ async def delete_attachment(*, session: AsyncSession, storage: Storage, attachme
 
 # Deleting objects in parallel, a few at a time: an account may own many.
 _DELETE_CONCURRENCY = 8
-
-
-async def object_keys(
-    *, session: AsyncSession, item_id: uuid.UUID | None = None, owner_id: uuid.UUID | None = None
-) -> list[str]:
-    """Keys of the attachments of an item or of an owner, read before the rows cascade away."""
-    query = select(Attachment.object_key)
-    if item_id is not None:
-        query = query.where(Attachment.item_id == item_id)
-    if owner_id is not None:
-        query = query.where(Attachment.owner_id == owner_id)
-    return list(await session.scalars(query))
 
 
 async def delete_objects(*, storage: Storage, keys: list[str]) -> int:

@@ -3,10 +3,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Row, bindparam, insert, select
+from sqlalchemy import Row, bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from webapi.models import Item, User
+from webapi.db import FOREIGN_KEY_VIOLATION, sqlstate
+from webapi.models import Attachment, Item, User
 from webapi.schemas import ItemCreate, ItemUpdate
 from webapi.services.pagination import page_query, paginate
 
@@ -22,14 +24,34 @@ _ITEMS_OF_OWNER = page_query(
 # One INSERT, not the ORM's unit of work: the flush of one new object was 17% of the instructions
 # of POST /api/v1/items (README, Performance).
 _INSERT_ITEM = insert(_ITEMS).returning(*_ITEMS.c)
+# Not named after the columns: an UPDATE reserves those names for its SET clause.
+_MATCH = (_ITEMS.c.id == bindparam("match_id"), _ITEMS.c.owner_id == bindparam("match_owner"))
+_UPDATE_ITEM = update(_ITEMS).where(*_MATCH).returning(*_ITEMS.c)
+_LOCK_ITEM = select(_ITEMS.c.id).where(*_MATCH).with_for_update()
+_DELETE_ITEM = delete(_ITEMS).where(*_MATCH)
+_OBJECT_KEYS_OF_ITEM = select(Attachment.object_key).where(Attachment.item_id == bindparam("match_id"))
 _OWNED_ITEM = select(Item).where(Item.id == bindparam("item_id"), Item.owner_id == bindparam("owner_id"))
+
+
+class ItemGone(Exception):
+    """The item was deleted (or its owner was) while the request was on its way."""
+
+
+class OwnerGone(Exception):
+    """The token's account was deleted (a cached user may outlive it by the cache's TTL)."""
 
 
 async def create_item(*, session: AsyncSession, owner: User, data: ItemCreate) -> Row[Any]:
     """Insert the item and return its row; the table's own defaults fill id and timestamps."""
     values = {"owner_id": owner.id, "title": data.title, "description": data.description}
-    row = (await session.execute(_INSERT_ITEM, values)).one()
-    await session.commit()
+    try:
+        row = (await session.execute(_INSERT_ITEM, values)).one()
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        if sqlstate(exc) == FOREIGN_KEY_VIOLATION:
+            raise OwnerGone from None
+        raise
     return row
 
 
@@ -48,15 +70,34 @@ async def get_owned_item(*, session: AsyncSession, owner: User, item_id: uuid.UU
     return await session.scalar(_OWNED_ITEM, {"item_id": item_id, "owner_id": owner.id})
 
 
-async def update_item(*, session: AsyncSession, item: Item, data: ItemUpdate) -> Item:
-    for field, value in data.model_dump(exclude_unset=True).items():
-        if field == "title" and value is None:
-            continue  # title is required; an explicit null leaves it unchanged
-        setattr(item, field, value)
+async def update_item(*, session: AsyncSession, item: Item, data: ItemUpdate) -> Item | Row[Any]:
+    """One UPDATE of the fields sent, matched by id and owner: a PATCH that races a DELETE finds
+    no row (:class:`ItemGone`) instead of the ORM's StaleDataError."""
+    values = {
+        field: value
+        for field, value in data.model_dump(exclude_unset=True).items()
+        if not (field == "title" and value is None)  # title is required; an explicit null leaves it
+    }
+    if not values:
+        return item
+    row = (
+        await session.execute(_UPDATE_ITEM.values(values), {"match_id": item.id, "match_owner": item.owner_id})
+    ).one_or_none()
     await session.commit()
-    return item
+    if row is None:
+        raise ItemGone
+    return row
 
 
-async def delete_item(*, session: AsyncSession, item: Item) -> None:
-    await session.delete(item)
+async def delete_item(*, session: AsyncSession, item: Item, with_object_keys: bool) -> list[str]:
+    """Delete the item; its attachment rows go with it (ON DELETE CASCADE). Returns their object
+    keys (when asked), read under the item's row lock, which an attachment being created takes
+    too: none is created unseen. :class:`ItemGone` if another request deleted it first."""
+    params = {"match_id": item.id, "match_owner": item.owner_id}
+    if await session.scalar(_LOCK_ITEM, params) is None:
+        await session.rollback()
+        raise ItemGone
+    keys = list(await session.scalars(_OBJECT_KEYS_OF_ITEM, params)) if with_object_keys else []
+    await session.execute(_DELETE_ITEM, params)
     await session.commit()
+    return keys

@@ -2,18 +2,22 @@ from __future__ import annotations
 
 import uuid
 
-from asyncpg.exceptions import UniqueViolationError
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from webapi.models import User
+from webapi.db import UNIQUE_VIOLATION, sqlstate
+from webapi.emails import canonical_email
+from webapi.models import Attachment, User
 from webapi.schemas import UserCreate
 from webapi.security import hash_password, verify_password
 from webapi.services.pagination import page_query, paginate
 
 # Built once (see PageQuery): looked up on every authenticated request.
 _USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
+_LOCK_USER = select(User.id).where(User.id == bindparam("user_id")).with_for_update()
+_OBJECT_KEYS_OF_OWNER = select(Attachment.object_key).where(Attachment.owner_id == bindparam("owner_id"))
+_EMAIL_TAKEN = select(exists().where(User.email == bindparam("email")))
 _USERS = page_query(select(User).order_by(User.created_at, User.id))
 
 
@@ -22,14 +26,19 @@ class EmailAlreadyRegisteredError(Exception):
 
 
 def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    """The one form sign-up stores and login looks up."""
+    return canonical_email(email)
 
 
 async def create_user(*, session: AsyncSession, data: UserCreate, hash_concurrency: int) -> User:
-    """Insert a user. The unique index decides duplicates, so concurrent sign-ups
-    with one email produce exactly one user, never a check-then-insert race."""
+    """Insert a user. A known address is refused before its password is hashed (a duplicate
+    must not cost a hash: the 409 says no more than it did). The unique index still decides
+    concurrent sign-ups with one email: exactly one user, never a check-then-insert race."""
+    email = normalize_email(str(data.email))
+    if await session.scalar(_EMAIL_TAKEN, {"email": email}):
+        raise EmailAlreadyRegisteredError(email)
     user = User(
-        email=normalize_email(str(data.email)),
+        email=email,
         name=data.name,
         hashed_password=await hash_password(data.password, concurrency=hash_concurrency),
     )
@@ -38,15 +47,10 @@ async def create_user(*, session: AsyncSession, data: UserCreate, hash_concurren
         await session.commit()
     except IntegrityError as exc:
         await session.rollback()
-        if _is_unique_violation(exc):
+        if sqlstate(exc) == UNIQUE_VIOLATION:
             raise EmailAlreadyRegisteredError(user.email) from None
         raise
     return user
-
-
-def _is_unique_violation(exc: IntegrityError) -> bool:
-    orig = getattr(exc.orig, "__cause__", None) or exc.orig
-    return isinstance(orig, UniqueViolationError) or getattr(orig, "sqlstate", None) == "23505"
 
 
 async def get_user(*, session: AsyncSession, user_id: uuid.UUID) -> User | None:
@@ -69,7 +73,14 @@ async def authenticate(
     return user
 
 
-async def delete_user(*, session: AsyncSession, user: User) -> None:
-    # Items go with their owner (ON DELETE CASCADE).
+async def delete_user(*, session: AsyncSession, user: User, with_object_keys: bool) -> list[str]:
+    """Delete the account; its items and attachment rows go with it (ON DELETE CASCADE).
+    Returns the attachments' object keys (when asked), read under the account's row lock: an
+    attachment being created waits for it (or is waited for), so none is missed."""
+    await session.execute(_LOCK_USER, {"user_id": user.id})
+    keys = (
+        list(await session.scalars(_OBJECT_KEYS_OF_OWNER, {"owner_id": user.id})) if with_object_keys else []
+    )
     await session.execute(delete(User).where(User.id == user.id))
     await session.commit()
+    return keys
