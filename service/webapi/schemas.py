@@ -5,11 +5,21 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from webapi.models import (
     CONTENT_TYPE_MAX_LENGTH,
@@ -31,6 +41,12 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _lowercase(email: str) -> str:
+    # Lowercasing can leave a pair that NFC composes ("Ϊ" + U+0301 lowercases to "ϊ" + U+0301,
+    # which is "ΐ"): normalised again, the canonical form is its own canonical form.
+    return unicodedata.normalize("NFC", email.lower())
+
+
 def _special_use_domains_pattern() -> str:
     # JSON Schema patterns take no flags, so each letter matches both cases.
     def any_case(name: str) -> str:
@@ -42,21 +58,56 @@ def _special_use_domains_pattern() -> str:
 # The patterns document in the OpenAPI schema what the validators enforce, for clients
 # (and generated tests) to know which strings are accepted.
 Text = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra={"pattern": r"^[^\x00]*$"})]
-Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH)]
-Title = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH)]
+# Trimmed first, in a constraint of its own: the length bounds that follow then count what is
+# stored ("   " is empty, a 200-character title with a trailing space fits).
+Trimmed = Annotated[Text, StringConstraints(strip_whitespace=True)]
+Name = Annotated[Trimmed, StringConstraints(min_length=1, max_length=NAME_MAX_LENGTH)]
+Title = Annotated[Trimmed, StringConstraints(min_length=1, max_length=TITLE_MAX_LENGTH)]
 Description = Annotated[Text, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
 # email-validator also refuses special-use domains (RFC 6761: .test, .local, .invalid, ...),
-# which `format: email` allows.
+# which `format: email` allows. Its normal form (NFC; the domain through IDNA, so a fullwidth
+# "\uff45" is "e" and "xn--bcher-kva" is "bücher") keeps the local part's case: lowercased
+# whole, the value is the one form stored and looked up (emails.canonical_email), and the
+# length bound is that form's.
 Email = Annotated[
     EmailStr,
+    AfterValidator(_lowercase),
     StringConstraints(max_length=EMAIL_MAX_LENGTH),
     Field(json_schema_extra={"pattern": _special_use_domains_pattern()}),
 ]
 
 
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
 class RequestModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _utf8_only(cls, value: Any) -> Any:
+        # JSON may escape a lone surrogate ("\udfff"), which no UTF-8 text (nor PostgreSQL) can
+        # hold. One rule for every string of every request, nested ones too, before any field's
+        # own checks, with the error pydantic itself gives constrained strings for it.
+        for text in _strings(value):
+            try:
+                text.encode()
+            except UnicodeEncodeError:
+                raise PydanticCustomError(
+                    "string_unicode",
+                    "Input should be a valid string, unable to parse raw data as a unicode string",
+                ) from None
+        return value
 
 
 class ResponseModel(BaseModel):
@@ -136,9 +187,11 @@ class Welcome(BaseModel):
 
 
 # Attachments. The filename is metadata only (the object key is the server's), but it is
-# shown back in Content-Disposition: no path separators, no control characters.
+# shown back in Content-Disposition: no path separators, no control characters (Cc is exactly
+# \x00-\x1f and \x7f-\x9f, as in the pattern). Lone surrogates are every request's rule
+# (RequestModel); a surrogate range in the pattern would make schema-driven clients drop it.
 def _plain_filename(value: str) -> str:
-    if any(c in "/\\" or unicodedata.category(c) in ("Cc", "Cs") for c in value):
+    if any(c in "/\\" or unicodedata.category(c) == "Cc" for c in value):
         raise ValueError("must not contain path separators or control characters")
     if value in (".", ".."):
         raise ValueError("must be a file name")
@@ -156,7 +209,7 @@ Filename = Annotated[
     StringConstraints(min_length=1, max_length=FILENAME_MAX_LENGTH),
     AfterValidator(_plain_filename),
     Field(
-        json_schema_extra={"pattern": r"^(?!\.{1,2}$)[^/\\\x00-\x1f\x7f-\x9f\ud800-\udfff]+$"},
+        json_schema_extra={"pattern": r"^(?!\.{1,2}$)[^/\\\x00-\x1f\x7f-\x9f]+$"},
         examples=["report.pdf"],
     ),
 ]
