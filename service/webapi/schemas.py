@@ -136,6 +136,15 @@ class UserPublic(ResponseModel):
     updated_at: datetime
 
 
+class UserProfile(ResponseModel):
+    """Another account as every signed-in user sees it: no email address. Listing addresses to
+    any account would hand out the login names that a lockout needs (README, Security)."""
+
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+
+
 class ItemCreate(RequestModel):
     title: Title
     description: Description | None = None

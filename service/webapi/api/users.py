@@ -9,7 +9,7 @@ from webapi import user_cache
 from webapi.api.auth import client_address, too_many
 from webapi.api.responses import errors
 from webapi.deps import CacheDep, CurrentUser, OptionalStorageDep, PaginationDep, SessionDep, SettingsDep
-from webapi.schemas import Page, UserCreate, UserPublic
+from webapi.schemas import Page, UserCreate, UserProfile, UserPublic
 from webapi.services import attachments as attachments_service
 from webapi.services import users as users_service
 from webapi.throttle import SignUpThrottle, Throttled
@@ -55,13 +55,18 @@ async def sign_up(
     return UserPublic.model_validate(user)
 
 
-@router.get("", response_model=Page[UserPublic], summary="List users", responses=errors(401, 503))
-async def list_users(session: SessionDep, _user: CurrentUser, pagination: PaginationDep) -> Page[UserPublic]:
+@router.get(
+    "",
+    response_model=Page[UserProfile],
+    summary="List users (no email addresses)",
+    responses=errors(401, 503),
+)
+async def list_users(session: SessionDep, _user: CurrentUser, pagination: PaginationDep) -> Page[UserProfile]:
     users, total = await users_service.list_users(
         session=session, page=pagination.page, per_page=pagination.per_page
     )
-    return Page[UserPublic](
-        items=[UserPublic.model_validate(u) for u in users],
+    return Page[UserProfile](
+        items=[UserProfile.model_validate(u) for u in users],
         total=total,
         page=pagination.page,
         per_page=pagination.per_page,
@@ -73,12 +78,17 @@ async def read_me(user: CurrentUser) -> UserPublic:
     return UserPublic.model_validate(user)
 
 
-@router.get("/{user_id}", response_model=UserPublic, summary="One user", responses=errors(401, 404, 503))
-async def read_user(user_id: uuid.UUID, session: SessionDep, _user: CurrentUser) -> UserPublic:
+@router.get(
+    "/{user_id}",
+    response_model=UserProfile,
+    summary="One user (no email address)",
+    responses=errors(401, 404, 503),
+)
+async def read_user(user_id: uuid.UUID, session: SessionDep, _user: CurrentUser) -> UserProfile:
     user = await users_service.get_user(session=session, user_id=user_id)
     if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "User not found")
-    return UserPublic.model_validate(user)
+    return UserProfile.model_validate(user)
 
 
 @router.delete(
