@@ -45,6 +45,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -402,6 +403,11 @@ class Stack:
             time.sleep(0.1)
 
 
+# The line that names an exception ("sqlalchemy.exc.IntegrityError: ..."), not SQLAlchemy's
+# "[SQL: ...]", "[parameters: ...]" and "(Background on this error ...)" lines after it.
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b")
+
+
 def scan_log(path: Path) -> dict[str, Any]:
     """What a server log says went wrong: tracebacks, ERROR lines, "response already started",
     and the 500s of its access log; each distinct problem once, with its first traceback."""
@@ -428,8 +434,8 @@ def scan_log(path: Path) -> dict[str, Any]:
         if not exception and entry.get("severity") not in ("ERROR", "CRITICAL"):
             continue
         last = next(
-            (line for line in reversed(exception.splitlines()) if line.strip() and not line.startswith("(")),
-            "",
+            (line for line in reversed(exception.splitlines()) if _EXCEPTION_LINE.match(line)),
+            exception.strip().splitlines()[-1] if exception.strip() else "",
         )[:200]
         tracebacks += 1 if exception else 0
         key = f"{entry.get('severity')} {entry.get('logger')}: {entry.get('message')}"
