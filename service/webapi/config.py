@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     db_pool_recycle_seconds: int = Field(1800, ge=-1)
     db_connect_timeout_seconds: float = Field(5.0, gt=0)
     db_command_timeout_seconds: float = Field(15.0, gt=0)
+    # How long a COMMIT is waited for (not DB_COMMAND_TIMEOUT_SECONDS): a COMMIT the server has
+    # received cannot be called back, so giving up on it early answers 503 for a write that then
+    # lands. Under the 28 s request limit of the Lambda stack.
+    db_commit_timeout_seconds: float = Field(20.0, gt=0)
     readiness_timeout_seconds: float = Field(2.0, gt=0)
     # TLS to the database, wherever the connection leaves the host: "verify-full" checks the
     # server's certificate chain (against DB_SSL_ROOT_CERT, a PEM file, plus the system's CAs)

@@ -73,7 +73,7 @@ class Database:
         engine = create_async_engine(settings.sqlalchemy_url(), **engine_options(settings))
         return cls(
             engine=engine,
-            sessionmaker=make_sessionmaker(engine),
+            sessionmaker=make_sessionmaker(engine, settings.db_commit_timeout_seconds),
             read_sessionmaker=make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT")),
         )
 
@@ -94,8 +94,43 @@ class Database:
 READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
 
 
-def make_sessionmaker(bind: Any) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
+def make_sessionmaker(
+    bind: Any, commit_timeout_seconds: float | None = None
+) -> async_sessionmaker[AsyncSession]:
+    info = {COMMIT_TIMEOUT: commit_timeout_seconds} if commit_timeout_seconds else {}
+    return async_sessionmaker(bind, class_=Session, expire_on_commit=False, autoflush=False, info=info)
+
+
+COMMIT_TIMEOUT = "commit_timeout_seconds"
+
+
+class Session(AsyncSession):
+    """An AsyncSession whose COMMIT waits up to DB_COMMIT_TIMEOUT_SECONDS, not the command timeout.
+
+    asyncpg gives up on any statement after ``command_timeout``, COMMIT included, and the API then
+    answers 503. But a COMMIT the server has received is carried out when the server gets to it
+    (after a pause, a failover): the client would be told "failed, retry" about a write that
+    landed, and its retry would write it twice. Waiting longer for the COMMIT alone keeps the
+    answer true through a pause shorter than the wait, while every other statement keeps the
+    short fuse (a timed-out INSERT is rolled back with its connection: nothing lands).
+    """
+
+    async def commit(self) -> None:
+        timeout = self.info.get(COMMIT_TIMEOUT)
+        if timeout is None or not self.in_transaction():
+            await super().commit()
+            return
+        connection = await (await self.connection()).get_raw_connection()
+        driver = connection.driver_connection
+        config = getattr(driver, "_config", None)  # asyncpg's; its command_timeout is the default
+        if config is None or not hasattr(config, "command_timeout"):
+            await super().commit()
+            return
+        driver._config = config._replace(command_timeout=max(timeout, config.command_timeout or 0))  # type: ignore[union-attr]
+        try:
+            await super().commit()
+        finally:
+            driver._config = config  # type: ignore[union-attr]
 
 
 # Every 503 the database causes says when to try again.
@@ -137,9 +172,23 @@ def sqlstate(exc: BaseException) -> str | None:
 TRANSIENT_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
 
 
+# SQLSTATE classes of a server that is not there: 08 connection exception, 57P operator
+# intervention (admin_shutdown, crash_shutdown, cannot_connect_now: shutting down, starting up).
+UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P")
+
+
 def is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, sa_exc.DBAPIError) and (
-        exc.connection_invalidated or sqlstate(exc) in TRANSIENT_SQLSTATES
-    ):
-        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        code = sqlstate(exc) or ""
+        if (
+            exc.connection_invalidated
+            or code in TRANSIENT_SQLSTATES
+            or code.startswith(UNAVAILABLE_SQLSTATE_PREFIXES)
+        ):
+            return True
+        # SQLAlchemy wraps what asyncpg raised (a connection closed mid-operation) in a plain
+        # DBAPIError: the driver's own exception says what happened.
+        orig = exc.orig
+        if any(isinstance(e, UNAVAILABLE_ERRORS) for e in (orig, getattr(orig, "__cause__", None))):
+            return True
     return isinstance(exc, UNAVAILABLE_ERRORS)

@@ -17,15 +17,18 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from devtools.localdb import free_port
 from tests.service.conftest import API, SignedUp, make_settings, sign_up
+from webapi.db import is_unavailable
 from webapi.deps import SessionDep
 from webapi.main import create_app, shutdown, startup
 from webapi.services.attachments import MAX_ATTACHMENTS_PER_ITEM
@@ -194,3 +197,56 @@ async def test_a_backend_hanging_after_the_answer_drops_no_request_on_the_connec
             await conn.execute(text("DELETE FROM users WHERE email = :e"), {"e": email})
     finally:
         await engine.dispose()
+
+
+async def test_a_commit_held_up_by_a_pause_is_answered_with_its_outcome(database_url: str) -> None:
+    """The backend pauses (SIGSTOP) between the INSERT and the COMMIT, for twice the command
+    timeout. The COMMIT is waited for (DB_COMMIT_TIMEOUT_SECONDS), so the answer is the write's
+    201. Before, the command timeout answered 503 and PostgreSQL committed the row on resuming:
+    a write the client was told had failed (and would write twice by retrying)."""
+    settings = make_settings(database_url, db_command_timeout_seconds=1.0, db_commit_timeout_seconds=10.0)
+    app = create_app(settings)
+    email = f"fault-{uuid.uuid4().hex[:12]}@example.com"
+
+    @app.post("/test/pause-before-commit", status_code=201)
+    async def pause_before_commit(session: SessionDep) -> dict[str, str]:
+        await session.execute(
+            text("INSERT INTO users (id, email, name, hashed_password) VALUES (:id, :email, 'F', 'x')"),
+            {"id": uuid.uuid4(), "email": email},
+        )
+        pid = int(await session.scalar(text("SELECT pg_backend_pid()")) or 0)
+        os.kill(pid, signal.SIGSTOP)
+        asyncio.get_running_loop().call_later(2.0, os.kill, pid, signal.SIGCONT)
+        await session.commit()
+        return {"written": email}
+
+    await startup(app)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            answer = await client.post("/test/pause-before-commit")
+        assert answer.status_code == 201, answer.text
+        async with app.state.db.engine.begin() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM users WHERE email = :e"), {"e": email}) == 1
+            await conn.execute(text("DELETE FROM users WHERE email = :e"), {"e": email})
+    finally:
+        await shutdown(app)
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        asyncpg.exceptions.CannotConnectNowError("the database system is shutting down"),
+        asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"),
+    ],
+)
+def test_a_server_going_away_is_unavailable_however_sqlalchemy_wraps_it(cause: Exception) -> None:
+    """What PostgreSQL stopping raised through SQLAlchemy (seen by make hostile as 500s): a plain
+    DBAPIError around the driver's error, not invalidated. Each is a 503, not a 500."""
+    wrapper = Exception(str(cause))
+    wrapper.__cause__ = cause
+    error = sa_exc.DBAPIError("SELECT 1", {}, wrapper)
+    assert not error.connection_invalidated
+    assert is_unavailable(error)
+    assert not is_unavailable(sa_exc.DBAPIError("SELECT 1", {}, ValueError("a real bug")))
