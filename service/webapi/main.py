@@ -18,6 +18,7 @@ from webapi.db import Database
 from webapi.errors import install_exception_handlers
 from webapi.logs import configure_logging
 from webapi.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, UnhandledErrorMiddleware
+from webapi.openapi_links import install_links
 from webapi.schemas import Welcome
 from webapi.storage import build_storage, local_routes
 from webapi.throttle import LocalWindows, LoginThrottle, SignUpThrottle
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Welcome(message=f"Welcome to {settings.app_name}", docs=f"{prefix}/docs", version=VERSION)
 
     install_exception_handlers(app)
+    install_links(app, API_PREFIX)
     # add_middleware wraps: the last added is the outermost.
     # The local stand-in for the object store takes the upload itself: up to UPLOAD_MAX_BYTES
     # plus the form around it (the cloud stores take uploads directly from the client).

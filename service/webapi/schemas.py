@@ -17,6 +17,7 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -60,9 +61,36 @@ def _special_use_domains_pattern() -> str:
 Text = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra={"pattern": r"^[^\x00]*$"})]
 # Trimmed first, in a constraint of its own: the length bounds that follow then count what is
 # stored ("   " is empty, a 200-character title with a trailing space fits).
-Trimmed = Annotated[Text, StringConstraints(strip_whitespace=True)]
-Name = Annotated[Trimmed, StringConstraints(min_length=1, max_length=NAME_MAX_LENGTH)]
-Title = Annotated[Trimmed, StringConstraints(min_length=1, max_length=TITLE_MAX_LENGTH)]
+# (On str, not Text: Text's published pattern would override the one below.)
+Trimmed = Annotated[str, AfterValidator(_no_nul), StringConstraints(strip_whitespace=True)]
+# What strip_whitespace removes: Unicode White_Space, as pydantic-core's trim (not str.isspace,
+# which also takes \x1c-\x1f).
+_WHITESPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+def _trimmed_length_pattern(max_length: int) -> str:
+    """The published form of "1 to max_length characters once trimmed, no NUL": minLength and
+    maxLength would count the surrounding whitespace, which the service accepts and trims."""
+    edge = rf"[^{_WHITESPACE}\x00]"
+    return rf"^[{_WHITESPACE}]*{edge}(?:[^\x00]{{0,{max_length - 2}}}{edge})?[{_WHITESPACE}]*$"
+
+
+def _trimmed(max_length: int) -> WithJsonSchema:
+    return WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _trimmed_length_pattern(max_length),
+            "description": f"1 to {max_length} characters once leading and trailing whitespace is trimmed",
+        }
+    )
+
+
+Name = Annotated[
+    Trimmed, StringConstraints(min_length=1, max_length=NAME_MAX_LENGTH), _trimmed(NAME_MAX_LENGTH)
+]
+Title = Annotated[
+    Trimmed, StringConstraints(min_length=1, max_length=TITLE_MAX_LENGTH), _trimmed(TITLE_MAX_LENGTH)
+]
 Description = Annotated[Text, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
 # email-validator also refuses special-use domains (RFC 6761: .test, .local, .invalid, ...),

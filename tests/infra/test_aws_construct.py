@@ -120,7 +120,9 @@ def test_a_redis_oss_user_group_holds_a_disabled_default_user(
     default = by_name["default"][1]["Properties"]
     assert default["AccessString"] == "off -@all"  # may not authenticate, may run nothing
     app_user = by_name["app"][1]["Properties"]
-    assert app_user["AccessString"].startswith("on ~login:fail:* ~signup:* ~user:v1:* -@all ")  # same on Redis OSS
+    assert app_user["AccessString"].startswith(
+        "on ~login:fail:* ~signup:* ~user:v1:* -@all "
+    )  # same on Redis OSS
     assert default["AuthenticationMode"]["Type"] == "password"
     template.has_resource_properties(
         "AWS::ElastiCache::UserGroup",

@@ -17,7 +17,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
 from tests.conftest import PostgresForTests
-from tests.service import test_schemathesis as conformance
 from tests.service.conftest import API, SignedUp, SignUp, make_settings, sign_up
 from webapi.config import Settings
 from webapi.db import Database
@@ -408,18 +407,6 @@ def test_migration_0002_up_and_down(postgres: PostgresForTests) -> None:
     assert attachments_table() is None
     upgrade(database_url=url)
     command.check(alembic_config(url))
-
-
-@pytest.mark.slow
-def test_openapi_conformance_with_attachments_on(
-    postgres: PostgresForTests, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """test_schemathesis' run, against a server with the local backend: the attachment
-    routes answer only what they declare, the size limit included."""
-    monkeypatch.setenv("STORAGE_BACKEND", "local")
-    monkeypatch.setenv("LOCAL_STORAGE_DIR", str(tmp_path / "storage"))
-    monkeypatch.setenv("UPLOAD_MAX_BYTES", "4096")
-    conformance.test_openapi_conformance(postgres, tmp_path)
 
 
 async def test_local_uploads_may_exceed_the_general_body_limit(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import jwt
 import pytest
+from fastapi import FastAPI
 
 from tests.service.conftest import API, SignedUp
 from webapi.config import Settings
@@ -113,3 +114,28 @@ def test_passwords_are_argon2id_with_at_least_owasp_parameters() -> None:
     assert ARGON2_MEMORY_KIB >= 19_456 and ARGON2_TIME_COST >= 2 and ARGON2_PARALLELISM >= 1
     assert password_hash.verify("a password", hashed)
     assert not password_hash.verify("another", hashed)
+
+
+async def test_the_token_form_is_validated_as_published(
+    app: FastAPI, client: httpx.AsyncClient, user: SignedUp
+) -> None:
+    """FastAPI reads an empty form field as an absent one. The published form says so: an empty
+    grant_type is allowed (its pattern admits ""), any other is a 422; an empty username or
+    password is refused by minLength, as the validation refuses it (found by schemathesis)."""
+    form = app.openapi()
+    body = form["paths"]["/api/v1/auth/token"]["post"]["requestBody"]["content"]
+    ref = body["application/x-www-form-urlencoded"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    fields = form["components"]["schemas"][ref]["properties"]
+    assert fields["username"]["minLength"] == fields["password"]["minLength"] == 1
+    assert fields["grant_type"]["anyOf"][0]["pattern"] == "^(password)?$"
+    answers = {}
+    for extra in ("grant_type=", "grant_type=password", "grant_type=foo"):
+        response = await client.post(
+            f"{API}/auth/token",
+            content=f"username={user.email}&password={user.password}&{extra}",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        answers[extra] = response.status_code
+    assert answers == {"grant_type=": 200, "grant_type=password": 200, "grant_type=foo": 422}
+    for empty in ({"username": "", "password": "x"}, {"username": user.email, "password": ""}):
+        assert (await client.post(f"{API}/auth/token", data=empty)).status_code == 422

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 
 from webapi.api.responses import errors
 from webapi.config import Platform, Settings
@@ -29,6 +28,22 @@ def client_address(request: Request, settings: Settings) -> str | None:
     return request.client.host if request.client else None
 
 
+class PasswordForm:
+    """The OAuth2 password grant's form (RFC 6749, 4.3.2), stated as it is validated. FastAPI
+    takes an empty form field for an absent one: so ``grant_type=`` is allowed by the published
+    pattern as well, and an empty username or password is refused by it (``minLength``), as the
+    validation refuses them. (OAuth2PasswordRequestForm published neither.)"""
+
+    def __init__(
+        self,
+        username: Annotated[str, Form(min_length=1, description="Your email address")],
+        password: Annotated[str, Form(min_length=1, json_schema_extra={"format": "password"})],
+        grant_type: Annotated[str | None, Form(pattern="^(password)?$")] = None,
+    ) -> None:
+        self.username = username
+        self.password = password
+
+
 @router.post(
     "/token",
     response_model=Token,
@@ -37,7 +52,7 @@ def client_address(request: Request, settings: Settings) -> str | None:
 )
 async def login(
     request: Request,
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[PasswordForm, Depends()],
     session: SessionDep,
     settings: SettingsDep,
     cache: CacheDep,

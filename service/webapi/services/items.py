@@ -80,9 +80,8 @@ async def update_item(*, session: AsyncSession, item: Item, data: ItemUpdate) ->
     }
     if not values:
         return item
-    row = (
-        await session.execute(_UPDATE_ITEM.values(values), {"match_id": item.id, "match_owner": item.owner_id})
-    ).one_or_none()
+    match = {"match_id": item.id, "match_owner": item.owner_id}
+    row = (await session.execute(_UPDATE_ITEM.values(values), match)).one_or_none()
     await session.commit()
     if row is None:
         raise ItemGone
