@@ -23,7 +23,7 @@ from tests.conftest import TEST_SECRET_KEY
 from webapi import aws_secrets
 from webapi.config import Environment, Settings
 from webapi.db import Database
-from webapi.main import create_app
+from webapi.main import create_app, shutdown, startup
 
 API = "/api/v1"
 
@@ -78,6 +78,18 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
+
+
+async def live_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``app`` on its own real pool (startup and shutdown around it): for tests whose
+    concurrent requests need connections of their own, or that commit for real."""
+    await startup(app)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+    finally:
+        await shutdown(app)
 
 
 @dataclass

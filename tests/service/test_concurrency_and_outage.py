@@ -12,25 +12,14 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
 from devtools.localdb import LocalPostgres
 from tests.conftest import migrate
-from tests.service.conftest import API, make_settings
-from webapi.main import create_app, shutdown, startup
-
-
-async def _live_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    await startup(app)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
-    finally:
-        await shutdown(app)
+from tests.service.conftest import API, live_client, make_settings
+from webapi.main import create_app
 
 
 @pytest.fixture
@@ -42,7 +31,7 @@ async def live_app(database_url: str) -> AsyncIterator[FastAPI]:
 async def test_concurrent_sign_ups_with_one_email_make_exactly_one_user(live_app: FastAPI) -> None:
     email = f"race-{uuid.uuid4().hex[:8]}@example.com"
     payload = {"email": email, "name": "Racer", "password": "password-1234"}
-    async for client in _live_client(live_app):
+    async for client in live_client(live_app):
         responses = await asyncio.gather(*(client.post(f"{API}/users", json=payload) for _ in range(20)))
         try:
             statuses = sorted(r.status_code for r in responses)
@@ -72,7 +61,7 @@ def outage_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Loc
 async def test_database_outage_is_503_and_recovers_by_itself(outage_server: LocalPostgres) -> None:
     settings = make_settings(outage_server.url("app"), db_connect_timeout_seconds=2, signup_max_per_client=3)
     app = create_app(settings)
-    async for client in _live_client(app):
+    async for client in live_client(app):
         before = await client.post(
             f"{API}/users", json={"email": "first@example.com", "name": "F", "password": "password-1234"}
         )

@@ -27,10 +27,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from devtools.localdb import free_port
-from tests.service.conftest import API, SignedUp, make_settings, sign_up
+from tests.service.conftest import API, SignedUp, live_client, make_settings, sign_up
 from webapi.db import is_unavailable
 from webapi.deps import SessionDep
-from webapi.main import create_app, shutdown, startup
+from webapi.main import create_app
 from webapi.services.attachments import MAX_ATTACHMENTS_PER_ITEM
 
 pytestmark = pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")
@@ -48,15 +48,12 @@ async def live(database_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncCl
         signup_max_per_client=1000,
     )
     app = create_app(settings)
-    await startup(app)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async for client in live_client(app):
+        try:
             yield client
-    finally:
-        async with app.state.db.engine.begin() as conn:
-            await conn.execute(text("DELETE FROM users WHERE email LIKE 'fault-%'"))
-        await shutdown(app)
+        finally:
+            async with app.state.db.engine.begin() as conn:
+                await conn.execute(text("DELETE FROM users WHERE email LIKE 'fault-%'"))
 
 
 async def _user(client: httpx.AsyncClient) -> SignedUp:
@@ -220,17 +217,12 @@ async def test_a_commit_held_up_by_a_pause_is_answered_with_its_outcome(database
         await session.commit()
         return {"written": email}
 
-    await startup(app)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            answer = await client.post("/test/pause-before-commit")
+    async for client in live_client(app):
+        answer = await client.post("/test/pause-before-commit")
         assert answer.status_code == 201, answer.text
         async with app.state.db.engine.begin() as conn:
             assert await conn.scalar(text("SELECT count(*) FROM users WHERE email = :e"), {"e": email}) == 1
             await conn.execute(text("DELETE FROM users WHERE email = :e"), {"e": email})
-    finally:
-        await shutdown(app)
 
 
 @pytest.mark.parametrize(
