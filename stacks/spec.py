@@ -8,6 +8,7 @@ An invalid value raises :class:`SpecError` naming the field and what is allowed.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from enum import StrEnum
@@ -439,6 +440,16 @@ def _describe(error: ValidationError) -> str:
     return "invalid deployment spec:\n" + "\n".join(lines)
 
 
+SPEC_VARIABLE = "SPEC"
+
+
+def spec_file_from_environment() -> Path | None:
+    """``SPEC=path/to/file.yaml``: another spec than ``deploy.yaml`` for both clouds (relative to
+    the directory the synth runs in, the repository's root under ``make synth``)."""
+    value = os.environ.get(SPEC_VARIABLE, "").strip()
+    return Path(value) if value else None
+
+
 def load_spec(
     path: Path | None = None,
     *,
@@ -446,7 +457,10 @@ def load_spec(
     stage: str | None = None,
 ) -> Spec:
     """Read the spec file (if any), apply stage defaults and context overrides, validate."""
-    path = path or DEFAULT_SPEC_FILE
+    named = path or spec_file_from_environment()
+    path = named or DEFAULT_SPEC_FILE
+    if named is not None and not named.is_file():
+        raise SpecError(f"{SPEC_VARIABLE}={named}: no such spec file")
     document: dict[str, Any] = {}
     if path.exists():
         loaded = yaml.safe_load(path.read_text()) or {}

@@ -152,3 +152,18 @@ def test_cache_and_storage_are_off_by_default_and_switch_on(tmp_path: Path) -> N
     assert on.storage.enabled and on.storage.prefix == "uploads/" and on.storage.max_upload_mib == 10
     existing = load_spec(path, context={"spec.gcp.network": "shared", "spec.gcp.subnetwork": "shared-euw1"})
     assert (existing.gcp.network, existing.gcp.subnetwork) == ("shared", "shared-euw1")
+
+
+def test_spec_names_another_file_for_both_clouds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``SPEC=path make synth``: app.py's two synths call load_spec() without a path, so the
+    variable reaches both."""
+    other = tmp_path / "staging.yaml"
+    other.write_text("project: other\n")
+    monkeypatch.setenv("SPEC", str(other))
+    assert load_spec().project == "other"
+    assert load_spec(stage="prod").name == "other-prod"
+    monkeypatch.setenv("SPEC", str(tmp_path / "missing.yaml"))
+    with pytest.raises(SpecError, match=r"SPEC=.*missing\.yaml: no such spec file"):
+        load_spec()
+    monkeypatch.setenv("SPEC", "")
+    assert load_spec().project == "fastapi-svc"  # empty: deploy.yaml
