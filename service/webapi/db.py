@@ -113,6 +113,10 @@ class Session(AsyncSession):
     landed, and its retry would write it twice. Waiting longer for the COMMIT alone keeps the
     answer true through a pause shorter than the wait, while every other statement keeps the
     short fuse (a timed-out INSERT is rolled back with its connection: nothing lands).
+
+    Measured against a paused backend: the error comes at the timeout plus up to 2 s, SQLAlchemy's
+    graceful close of the dead connection. With the defaults, 17 s for a statement and 22 s for a
+    COMMIT: under the Lambda stack's 28 s.
     """
 
     async def commit(self) -> None:
@@ -120,6 +124,7 @@ class Session(AsyncSession):
         if timeout is None or not self.in_transaction():
             await super().commit()
             return
+        await self.flush()  # pending INSERTs/UPDATEs keep the command timeout: only COMMIT waits
         connection = await (await self.connection()).get_raw_connection()
         driver = connection.driver_connection
         config = getattr(driver, "_config", None)  # asyncpg's; its command_timeout is the default

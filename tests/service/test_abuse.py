@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from tests.service.conftest import API, SignUp
 from webapi import security
 from webapi.config import Settings
-from webapi.throttle import LocalWindows, LoginThrottle
+from webapi.throttle import LocalWindows, LoginThrottle, Throttled
 
 PASSWORD = "correct horse battery"
 
@@ -89,3 +89,48 @@ async def test_a_duplicate_sign_up_costs_no_password_hash(
     assert again.status_code == 409
     assert again.json()["detail"] == "Email already registered"
     assert len(hashed) == 1  # refused before hashing
+
+
+async def test_attempts_refused_during_an_outage_do_not_outlive_it(settings: Settings) -> None:
+    """Five attempts wait on a hung database (counted, not yet judged); five more are refused
+    meanwhile; the five end in 503 and are taken back. The refused ones counted nowhere, so the
+    user logs in when the database returns (they stayed counted: 429, Retry-After 900)."""
+    throttle = LoginThrottle(settings)
+    pending = [await throttle.attempt(None, email="a@example.com", client=f"192.0.2.{n}") for n in range(5)]
+    for n in range(5):
+        with pytest.raises(Throttled):
+            await throttle.attempt(None, email="a@example.com", client=f"192.0.2.{10 + n}")
+    for counted in pending:
+        await throttle.refund(None, counted)
+    await throttle.attempt(None, email="a@example.com", client="192.0.2.99")  # not Throttled
+
+
+async def test_every_form_of_an_address_counts_against_one_account(
+    app: FastAPI, client: httpx.AsyncClient, user_factory: SignUp
+) -> None:
+    """The throttle counts by the address sign-up stores: guesses spread over its other forms
+    (case, fullwidth letters, a decomposed accent), from two addresses, lock the one account."""
+    victim = await user_factory(email="jos\u00e9@example.com", password=PASSWORD)
+    forms = [
+        "JOS\u00c9@example.com",
+        "jose\u0301@example.com",
+        "jos\u00e9@\uff45xample.com",
+        " Jos\u00e9@EXAMPLE.com ",
+    ]
+    async with _other_address(app, "198.51.100.20") as first, _other_address(app, "198.51.100.21") as second:
+        statuses = [await _login((first, second)[n % 2], forms[n % len(forms)], "wrong") for n in range(5)]
+        assert statuses == [401] * 5
+        assert await _login(first, victim.email, PASSWORD) == 429
+
+
+def test_a_table_kept_over_its_bound_by_locks_is_not_walked_on_every_attempt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    windows = LocalWindows(max_keys=100)
+    walks = []
+    evict = windows._evict
+    monkeypatch.setattr(windows, "_evict", lambda keep: (walks.append(keep), evict(keep)))
+    for n in range(300):
+        windows.increment(f"locked-{n}", 900, protect_at=1)
+    assert len(windows) == 300  # every lock kept
+    assert len(walks) <= 25, len(walks)  # one walk per 10 new keys past the bound, not 200

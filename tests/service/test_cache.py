@@ -214,7 +214,9 @@ async def test_failed_logins_lock_the_account_on_every_instance(
     assert any(k.startswith("login:fail:account:") for k in keys)
     assert "login:fail:client:203.0.113.7" in keys
     account_key = next(k for k in keys if k.startswith("login:fail:account:"))
-    assert int(await redis.get(account_key)) == 5  # every attempt counts, the refused ones too
+    # The three failures; the two refused attempts count nowhere (a refused attempt was not tried:
+    # counted, attempts refused during an outage would outlive the outage as a lock).
+    assert int(await redis.get(account_key)) == 3
     assert 0 < await redis.ttl(account_key) <= 120
 
 
@@ -398,13 +400,14 @@ async def test_a_deleted_account_still_cached_cannot_write(
     reading = instances.client(instances.new(cache))
     user = await sign_up(reading)
     headers = {"Authorization": f"Bearer {user.token}"}
+    item = (await reading.post(f"{API}/items", json={"title": "Before"}, headers=headers)).json()["id"]
     assert (await reading.get(f"{API}/users/me", headers=headers)).status_code == 200  # now cached
     assert (await deleting.delete(f"{API}/users/{user.id}", headers=headers)).status_code == 204
     assert await redis.exists(user_cache.key(uuid.UUID(user.id)))  # no tombstone reached it
     assert (await reading.get(f"{API}/users/me", headers=headers)).status_code == 200
     for write in (
         reading.post(f"{API}/items", json={"title": "After"}, headers=headers),
-        reading.patch(f"{API}/items/{uuid.uuid4()}", json={"title": "x"}, headers=headers),
+        reading.patch(f"{API}/items/{item}", json={"title": "x"}, headers=headers),  # went with it
     ):
         response = await write
         assert response.status_code in (401, 404), response.text

@@ -104,6 +104,10 @@ async def test_every_cache_method_works_as_the_app_user(cache: Cache) -> None:
     assert await cache.decrement("login:fail:client:acl")  # never below 0
     assert await cache.peek("login:fail:client:acl") == (0, 60)  # the window unchanged
     assert await cache.delete("login:fail:client:acl")
+    # The sign-up throttle's keys (webapi.throttle.SignUpThrottle), counted and taken back.
+    assert await cache.increment("signup:client:acl", 60) == (1, 60)
+    assert await cache.decrement("signup:client:acl")
+    assert await cache.delete("signup:client:acl")
     assert cache.available  # no operation failed
 
 
