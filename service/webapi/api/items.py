@@ -15,7 +15,6 @@ from webapi.deps import (
     unauthorized,
 )
 from webapi.schemas import ItemCreate, ItemPublic, ItemUpdate, Page
-from webapi.services import attachments as attachments_service
 from webapi.services import items as items_service
 
 router = APIRouter(prefix="/items", tags=["items"])
@@ -82,11 +81,7 @@ async def delete_item(
     item_id: uuid.UUID, item: OwnedItem, session: SessionDep, storage: OptionalStorageDep
 ) -> Response:
     try:
-        keys = await items_service.delete_item(
-            session=session, item=item, with_object_keys=storage is not None
-        )
+        await items_service.delete_item(session=session, item=item, storage=storage)
     except items_service.ItemGone:
         raise item_not_found() from None
-    if storage and keys:
-        await attachments_service.delete_objects(storage=storage, keys=keys)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -5,12 +5,10 @@ import uuid
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from starlette.convertors import StringConvertor, register_url_convertor
 
-from webapi import user_cache
 from webapi.api.auth import client_address, too_many
 from webapi.api.responses import errors
 from webapi.deps import CacheDep, CurrentUser, OptionalStorageDep, PaginationDep, SessionDep, SettingsDep
 from webapi.schemas import Page, UserCreate, UserProfile, UserPublic
-from webapi.services import attachments as attachments_service
 from webapi.services import users as users_service
 from webapi.throttle import SignUpThrottle, Throttled
 
@@ -108,8 +106,11 @@ async def delete_user(
 ) -> Response:
     if user_id != user.id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "You can only delete your own account")
-    keys = await users_service.delete_user(session=session, user=user, with_object_keys=storage is not None)
-    await user_cache.forget(cache, user.id, settings.user_cache_ttl_seconds)
-    if storage and keys:
-        await attachments_service.delete_objects(storage=storage, keys=keys)
+    await users_service.delete_account(
+        session=session,
+        user=user,
+        storage=storage,
+        cache=cache,
+        cache_ttl_seconds=settings.user_cache_ttl_seconds,
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from webapi.db import FOREIGN_KEY_VIOLATION, sqlstate
 from webapi.models import Attachment, Item, User
 from webapi.schemas import ItemCreate, ItemUpdate
+from webapi.services.objects import delete_objects
 from webapi.services.pagination import page_query, paginate
+from webapi.storage import Storage
 
 # Built once (see PageQuery): the statements of the hot paths, with bound parameters.
 _ITEMS = Item.metadata.tables[Item.__tablename__]
@@ -88,15 +90,16 @@ async def update_item(*, session: AsyncSession, item: Item, data: ItemUpdate) ->
     return row
 
 
-async def delete_item(*, session: AsyncSession, item: Item, with_object_keys: bool) -> list[str]:
-    """Delete the item; its attachment rows go with it (ON DELETE CASCADE). Returns their object
-    keys (when asked), read under the item's row lock, which an attachment being created takes
+async def delete_item(*, session: AsyncSession, item: Item, storage: Storage | None) -> None:
+    """Delete the item; its attachment rows go with it (ON DELETE CASCADE), then their objects.
+    The object keys are read under the item's row lock, which an attachment being created takes
     too: none is created unseen. :class:`ItemGone` if another request deleted it first."""
     params = {"match_id": item.id, "match_owner": item.owner_id}
     if await session.scalar(_LOCK_ITEM, params) is None:
         await session.rollback()
         raise ItemGone
-    keys = list(await session.scalars(_OBJECT_KEYS_OF_ITEM, params)) if with_object_keys else []
+    keys = list(await session.scalars(_OBJECT_KEYS_OF_ITEM, params)) if storage else []
     await session.execute(_DELETE_ITEM, params)
     await session.commit()
-    return keys
+    if storage and keys:
+        await delete_objects(storage=storage, keys=keys)

@@ -6,12 +6,16 @@ from sqlalchemy import bindparam, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from webapi import user_cache
+from webapi.cache import Cache
 from webapi.db import UNIQUE_VIOLATION, sqlstate
 from webapi.emails import canonical_email
 from webapi.models import Attachment, User
 from webapi.schemas import UserCreate
 from webapi.security import hash_password, verify_password
+from webapi.services.objects import delete_objects
 from webapi.services.pagination import page_query, paginate
+from webapi.storage import Storage
 
 # Built once (see PageQuery): looked up on every authenticated request.
 _USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
@@ -73,14 +77,16 @@ async def authenticate(
     return user
 
 
-async def delete_user(*, session: AsyncSession, user: User, with_object_keys: bool) -> list[str]:
-    """Delete the account; its items and attachment rows go with it (ON DELETE CASCADE).
-    Returns the attachments' object keys (when asked), read under the account's row lock: an
-    attachment being created waits for it (or is waited for), so none is missed."""
+async def delete_account(
+    *, session: AsyncSession, user: User, storage: Storage | None, cache: Cache | None, cache_ttl_seconds: int
+) -> None:
+    """Delete the account; its items and attachment rows go with it (ON DELETE CASCADE), then
+    its cached entry (a tombstone) and its objects. The object keys are read under the account's
+    row lock: an attachment being created waits for it (or is waited for), so none is missed."""
     await session.execute(_LOCK_USER, {"user_id": user.id})
-    keys = (
-        list(await session.scalars(_OBJECT_KEYS_OF_OWNER, {"owner_id": user.id})) if with_object_keys else []
-    )
+    keys = list(await session.scalars(_OBJECT_KEYS_OF_OWNER, {"owner_id": user.id})) if storage else []
     await session.execute(delete(User).where(User.id == user.id))
     await session.commit()
-    return keys
+    await user_cache.forget(cache, user.id, cache_ttl_seconds)
+    if storage and keys:
+        await delete_objects(storage=storage, keys=keys)
