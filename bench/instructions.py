@@ -1,7 +1,7 @@
 """CPU instructions per request, counted by valgrind: a figure that does not drift with the machine.
 
-Wall-clock figures on a shared 2-core machine move by 20-50% from one run to the next (README,
-Performance), more than most changes to the service. This counts the instructions the
+Wall-clock figures on a shared 2-core machine move by 20-50% from one run to the next
+(docs/performance.md), more than most changes to the service. This counts the instructions the
 interpreter executes per request instead (``valgrind --tool=callgrind``, user space only: the
 kernel's share of a system call is not in it), which repeats to within about 1% for the same
 code and data, so a change can be compared with the commit before it.

@@ -185,7 +185,7 @@ def table(rows: Sequence[Row]) -> str:
 
 
 def markdown(rows: Sequence[Row]) -> str:
-    """The table as Markdown, for the README's Performance section."""
+    """The table as Markdown, for docs/performance.md."""
     lines = [
         "| figure | ours: median [min..max] | baseline | ratio | target | met |",
         "|---|---|---|---|---|---|",

@@ -210,7 +210,7 @@ class Database(Model):
 class Cache(Model):
     """A Redis-compatible cache: login throttling shared by every instance, and a read-through
     cache of the user looked up on each authenticated request. Off by default (it costs money
-    while idle; README, "Costs")."""
+    while idle; docs/costs.md)."""
 
     enabled: bool = False
     # AWS: ElastiCache Serverless, billed by stored data (100 MB minimum for Valkey) and ECPUs.

@@ -18,7 +18,7 @@ POSTGRES_PORT = 5432
 # The newest minor of each major that the installed aws-cdk-lib knows (a test holds this to
 # the library, so an upgrade of it makes the choice again). New clusters are offered only recent
 # minors: check a region with `aws rds describe-db-engine-versions --engine aurora-postgresql
-# --query "DBEngineVersions[].EngineVersion"` (README, "Deploying to AWS"). A running cluster
+# --query "DBEngineVersions[].EngineVersion"` (docs/aws.md). A running cluster
 # then follows the minor upgrades (auto_minor_version_upgrade); pinned here, a later deploy
 # never asks CloudFormation for a downgrade, since this only changes when it is raised. All
 # accept 0 ACU (scale-to-zero needs 13.15 / 14.12 / 15.7 / 16.3 or newer).

@@ -42,7 +42,7 @@ async def get_database(request: Request) -> Database:
 
 # The dependencies on the path of every authenticated request read the app's state straight
 # from the request rather than through the dependencies above: each level of dependency costs
-# FastAPI a solve per request (README, Performance).
+# FastAPI a solve per request (docs/performance.md).
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A session for the request, closed before the response is sent (scope "function", below):
     its connection is back in the pool when the client reads the answer, and nothing of the

@@ -33,7 +33,7 @@ def _freeze_startup_objects() -> None:
     """Everything built by the first startup (modules, routes, models, the engine) lives as
     long as the process: move it out of the cyclic collector's way, so its full collections
     walk only what requests allocate. Measured under load: GET /api/v1/items at c=16, p99
-    94 -> 46 ms (README, Performance). Once per process: a later startup (tests build many
+    94 -> 46 ms (docs/performance.md). Once per process: a later startup (tests build many
     apps) would freeze earlier apps' garbage for good."""
     gc.freeze()
 
@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Health first: routes are matched in order, and FastAPI prepares a router's routes when a
     # request first reaches it, so the probes never wait for the API's. The prefix is given at
     # include time: included without one, FastAPI prepares every nested route once more just to
-    # check the paths (measured: Lambda cold start of GET /health 524 -> 488 ms; README). Each
+    # check the paths (measured: Lambda cold start of GET /health 524 -> 488 ms; docs/performance.md). Each
     # router is included into the app itself: every level of nesting is matched again per request.
     app.include_router(health.router)
     for router in (users.router, auth.router, items.router, *attachments.routers_for(settings)):

@@ -166,7 +166,7 @@ class UserPublic(ResponseModel):
 
 class UserProfile(ResponseModel):
     """Another account as every signed-in user sees it: no email address. Listing addresses to
-    any account would hand out the login names that a lockout needs (README, Security)."""
+    any account would hand out the login names that a lockout needs (docs/service.md, Decisions)."""
 
     id: uuid.UUID
     name: str

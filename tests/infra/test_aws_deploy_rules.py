@@ -382,6 +382,6 @@ def test_the_aurora_engine_is_the_newest_minor_the_library_knows() -> None:
         assert chosen == max(known[major]), f"{major}: {chosen} is not the newest {max(known[major])}"
 
 
-def test_the_readme_says_how_to_check_the_engine_versions() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+def test_the_aws_guide_says_how_to_check_the_engine_versions() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "aws.md").read_text()
     assert "aws rds describe-db-engine-versions" in readme

@@ -207,7 +207,7 @@ def test_secret_manager_each_secret_read_by_its_container_identity(every: list[S
                     assert versions[0] in resource["depends_on"], (kind, env_name)
                 else:
                     user_provided.add(env_name)
-        # Only the spec's extra secrets wait for a value from the user (README: add a version).
+        # Only the spec's extra secrets wait for a value from the user (docs/gcp.md: add a version).
         assert user_provided == set(synth.spec.secrets)
 
 

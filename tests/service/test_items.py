@@ -103,7 +103,7 @@ async def test_hot_paths_run_two_statements_built_once(
     """GET /items is the user lookup and one page query (its total in the same round trip);
     POST /items is the user lookup and one INSERT (no unit-of-work flush). Both are the same
     statement objects on every request: built once, so SQLAlchemy's memoized cache key is reused
-    instead of being recomputed per request (README, Performance)."""
+    instead of being recomputed per request (docs/performance.md)."""
     statements: list[object] = []
 
     def record(state: ORMExecuteState) -> None:

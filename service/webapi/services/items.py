@@ -17,14 +17,14 @@ from webapi.storage import Storage
 # Built once (see PageQuery): the statements of the hot paths, with bound parameters.
 _ITEMS = Item.metadata.tables[Item.__tablename__]
 # The page is read as rows, not ORM objects: the route only serializes them, and loading 20 Items
-# through the ORM's identity map cost 9% of GET /api/v1/items' instructions (README, Performance).
+# through the ORM's identity map cost 9% of GET /api/v1/items' instructions (docs/performance.md).
 _ITEMS_OF_OWNER = page_query(
     select(*_ITEMS.c)
     .where(_ITEMS.c.owner_id == bindparam("owner_id"))
     .order_by(_ITEMS.c.created_at, _ITEMS.c.id)
 )
 # One INSERT, not the ORM's unit of work: the flush of one new object was 17% of the instructions
-# of POST /api/v1/items (README, Performance).
+# of POST /api/v1/items (docs/performance.md).
 _INSERT_ITEM = insert(_ITEMS).returning(*_ITEMS.c)
 # Not named after the columns: an UPDATE reserves those names for its SET clause.
 _MATCH = (_ITEMS.c.id == bindparam("match_id"), _ITEMS.c.owner_id == bindparam("match_owner"))

@@ -13,7 +13,7 @@ class PageQuery:
     request varies (the page's offset and limit, and whatever the query itself binds).
     SQLAlchemy memoizes a statement's cache key on the statement object, so one built once
     skips both the construction and the cache-key walk that a statement built per request
-    pays on every execution (about 140 µs of CPU per page here; README, Performance)."""
+    pays on every execution (about 140 µs of CPU per page here; docs/performance.md)."""
 
     rows: Select[Any]
     count: Select[Any]
