@@ -60,7 +60,7 @@ class AwsServiceStack(Stack):
             bundle_drop_packages=spec.lambda_drop_packages,
             migrate_handler=spec.migrate_handler,
             architecture=ARCHITECTURES[spec.compute.architecture],
-            memory_size=spec.compute.memory_mib,
+            memory_mib=spec.compute.memory_mib,
             timeout=Duration.seconds(spec.compute.timeout_seconds),
             environment={"APP_NAME": spec.project, **spec.environment},
             extra_secrets=spec.secrets,
@@ -101,7 +101,7 @@ def removal_policy(spec: Spec) -> RemovalPolicy:
 
 def database_options(spec: Spec) -> DatabaseOptions:
     return DatabaseOptions(
-        engine_version=spec.database.version,
+        version=spec.database.version,
         min_capacity_acu=spec.database.min_capacity_acu,
         max_capacity_acu=spec.database.max_capacity_acu,
         database_name=spec.database.name,

@@ -10,7 +10,7 @@ from constructs import Construct
 from constructs_lib.gcp.cache import CacheOptions, RedisTier
 from constructs_lib.gcp.cloud_run_service import CloudRunService, CloudSqlOptions
 from constructs_lib.gcp.network import NetworkOptions
-from constructs_lib.gcp.storage import UploadsOptions
+from constructs_lib.gcp.storage import StorageOptions
 from stacks.spec import Spec, Stage
 
 # cdktf writes each stack to cdktf.out/stacks/<name>/, where Terraform runs its
@@ -71,7 +71,7 @@ class GcpServiceStack(TerraformStack):
             # The cache is the only private destination: no VPC path without it.
             network=_network(spec) if spec.cache.enabled else None,
             cache=_cache(spec) if spec.cache.enabled else None,
-            uploads=_uploads(spec, force_destroy=not prod) if spec.storage.enabled else None,
+            storage=_storage(spec, force_destroy=not prod) if spec.storage.enabled else None,
         )
         TerraformOutput(self, "service_url", value=self.service.url, description="The service's HTTPS URL")
         TerraformOutput(self, "image", value=self.service.image)
@@ -79,11 +79,11 @@ class GcpServiceStack(TerraformStack):
             TerraformOutput(
                 self, "redis_host", value=self.service.cache.host, description="Memorystore's private address"
             )
-        if self.service.uploads is not None:
+        if self.service.storage is not None:
             TerraformOutput(
                 self,
                 "uploads_bucket",
-                value=self.service.uploads.bucket.name,
+                value=self.service.storage.bucket.name,
                 description="Attachments bucket",
             )
 
@@ -120,10 +120,10 @@ def _cache(spec: Spec) -> CacheOptions:
     )
 
 
-def _uploads(spec: Spec, *, force_destroy: bool) -> UploadsOptions:
+def _storage(spec: Spec, *, force_destroy: bool) -> StorageOptions:
     """force_destroy in dev only: a dev stack's destroy empties the bucket; prod keeps it."""
     storage = spec.storage
-    return UploadsOptions(
+    return StorageOptions(
         prefix=storage.prefix,
         max_upload_mib=storage.max_upload_mib,
         url_expiry_seconds=storage.url_expiry_seconds,

@@ -36,7 +36,7 @@ APP_ROLE = "app_service"
 class DatabaseOptions:
     """What a caller may choose about the database; everything else is a safe default."""
 
-    engine_version: str = "17"
+    version: str = "17"
     min_capacity_acu: float = 0
     max_capacity_acu: float = 2
     database_name: str = "app"
@@ -55,10 +55,8 @@ class DatabaseOptions:
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
 
     def __post_init__(self) -> None:
-        if self.engine_version not in ENGINE_VERSIONS:
-            raise ValueError(
-                f"engine_version must be one of {sorted(ENGINE_VERSIONS)}, got {self.engine_version!r}"
-            )
+        if self.version not in ENGINE_VERSIONS:
+            raise ValueError(f"version must be one of {sorted(ENGINE_VERSIONS)}, got {self.version!r}")
         if not 0 <= self.min_capacity_acu <= self.max_capacity_acu <= 256:
             raise ValueError(
                 "capacity must satisfy 0 <= min_capacity_acu <= max_capacity_acu <= 256, "
@@ -115,7 +113,7 @@ class ServerlessPostgres(Construct):
         self.cluster = rds.DatabaseCluster(
             self,
             "Cluster",
-            engine=rds.DatabaseClusterEngine.aurora_postgres(version=ENGINE_VERSIONS[options.engine_version]),
+            engine=rds.DatabaseClusterEngine.aurora_postgres(version=ENGINE_VERSIONS[options.version]),
             writer=rds.ClusterInstance.serverless_v2("Writer", auto_minor_version_upgrade=True),
             serverless_v2_min_capacity=options.min_capacity_acu,
             serverless_v2_max_capacity=options.max_capacity_acu,

@@ -65,7 +65,7 @@ class FastApiLambdaService(Construct):
         vpc_subnets: ec2.SubnetSelection | None = None,
         architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
         runtime: lambda_.Runtime | None = None,
-        memory_size: int = 1024,
+        memory_mib: int = 1024,
         timeout: Duration | None = None,
         environment: Mapping[str, str] | None = None,
         extra_secrets: Sequence[str] = (),
@@ -86,7 +86,7 @@ class FastApiLambdaService(Construct):
         timeout = timeout or DEFAULT_TIMEOUT
         _validate(
             code_path=code_path,
-            memory_size=memory_size,
+            memory_mib=memory_mib,
             timeout=timeout,
             reserved_concurrency=reserved_concurrency,
             provisioned_concurrency=provisioned_concurrency,
@@ -180,7 +180,7 @@ class FastApiLambdaService(Construct):
             handler=lambda_handler_name(handler),
             runtime=runtime,
             architecture=architecture,
-            memory_size=memory_size,
+            memory_mib=memory_mib,
             timeout=timeout,
             environment=api_env,
             vpc=self.vpc,
@@ -403,15 +403,15 @@ def _isolated_vpc(
 def _validate(
     *,
     code_path: Path,
-    memory_size: int,
+    memory_mib: int,
     timeout: Duration,
     reserved_concurrency: int | None,
     provisioned_concurrency: int,
 ) -> None:
     if not code_path.is_dir():
         raise ValueError(f"code_path must be a directory, got {code_path}")
-    if not 128 <= memory_size <= 10240:
-        raise ValueError(f"memory_size must be 128..10240 MiB, got {memory_size}")
+    if not 128 <= memory_mib <= 10240:
+        raise ValueError(f"memory_mib must be 128..10240 MiB, got {memory_mib}")
     if timeout.to_seconds() >= INTEGRATION_TIMEOUT_LIMIT.to_seconds():
         raise ValueError(
             f"timeout must be under the HTTP API integration's "

@@ -79,7 +79,7 @@ from constructs_lib.gcp import limits
 from constructs_lib.gcp.cache import CacheOptions, MemorystoreCache
 from constructs_lib.gcp.image import source_hash
 from constructs_lib.gcp.network import EgressNetwork, NetworkOptions
-from constructs_lib.gcp.storage import UploadsBucket, UploadsOptions, bucket_name
+from constructs_lib.gcp.storage import StorageOptions, UploadsBucket, bucket_name
 
 CLOUDSQL_MOUNT = "/cloudsql"
 CONTAINER_PORT = 8080
@@ -175,7 +175,7 @@ class CloudRunService(Construct):
     ``migrate_secrets`` (what the service and the job read, by env var name),
     ``pool_size``, ``migrate_job``, ``migrate_run``, ``service``, ``url``; with their options:
     ``network`` (Direct VPC egress of the service), ``cache`` (needs ``network``),
-    ``uploads``; else None."""
+    ``storage``; else None."""
 
     def __init__(
         self,
@@ -204,7 +204,7 @@ class CloudRunService(Construct):
         app_environment: str = "prod",
         network: NetworkOptions | None = None,
         cache: CacheOptions | None = None,
-        uploads: UploadsOptions | None = None,
+        storage: StorageOptions | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         _validate(
@@ -231,7 +231,7 @@ class CloudRunService(Construct):
         apis = [
             *REQUIRED_APIS,
             *(CACHE_APIS if cache is not None else ()),
-            *(UPLOADS_APIS if uploads is not None else ()),
+            *(UPLOADS_APIS if storage is not None else ()),
         ]
         self.apis = {
             api: ProjectService(
@@ -446,7 +446,7 @@ class CloudRunService(Construct):
         # The service alone uses them: the migration job gets neither their variables nor
         # a VPC path, and does not wait for them.
         service_env, optional_parts, optional_grants = self._optional_parts(
-            network=network, cache=cache, uploads=uploads, runtime=runtime, after=after_apis
+            network=network, cache=cache, storage=storage, runtime=runtime, after=after_apis
         )
         service_parts.update(optional_parts)
         self.secrets = {env_name: parts.secret for env_name, parts in service_parts.items()}
@@ -667,7 +667,7 @@ class CloudRunService(Construct):
         *,
         network: NetworkOptions | None,
         cache: CacheOptions | None,
-        uploads: UploadsOptions | None,
+        storage: StorageOptions | None,
         runtime: str,
         after: list[TerraformResource],
     ) -> tuple[dict[str, str], dict[str, _SecretParts], list[TerraformResource]]:
@@ -706,20 +706,20 @@ class CloudRunService(Construct):
             # The server CA's certificate is public: a plain variable, and a new revision
             # whenever it changes.
             service_env["REDIS_CA_CERT"] = self.cache.ca_cert
-        self.uploads: UploadsBucket | None = None
-        if uploads is not None:
-            self.uploads = UploadsBucket(
+        self.storage: UploadsBucket | None = None
+        if storage is not None:
+            self.storage = UploadsBucket(
                 self,
                 "uploads",
                 project=project,
                 region=region,
                 name=name,
                 runtime=self.service_account,
-                options=uploads,
+                options=storage,
                 depends_on=after,
             )
-            service_grants += self.uploads.grants
-            service_env.update(self.uploads.environment)
+            service_grants += self.storage.grants
+            service_env.update(self.storage.environment)
         return service_env, service_secrets, service_grants
 
     def _secret(

@@ -42,7 +42,7 @@ SIGNER_ROLE = "roles/iam.serviceAccountTokenCreator"  # holds iam.serviceAccount
 
 
 @dataclass(frozen=True, kw_only=True)
-class UploadsOptions:
+class StorageOptions:
     prefix: str = "uploads/"
     max_upload_mib: int = 10
     url_expiry_seconds: int = 900
@@ -87,7 +87,7 @@ class UploadsBucket(Construct):
         region: str,
         name: str,
         runtime: ServiceAccount,
-        options: UploadsOptions,
+        options: StorageOptions,
         depends_on: list[TerraformResource],
     ) -> None:
         super().__init__(scope, construct_id)

@@ -36,9 +36,9 @@ def with_options() -> tuple[Template, FastApiLambdaService]:
         architecture=lambda_.Architecture.X86_64,
         snap_start=True,
         reserved_concurrency=20,
-        memory_size=2048,
+        memory_mib=2048,
         migrate_handler=None,
-        database=DatabaseOptions(min_capacity_acu=1, max_capacity_acu=4, engine_version="16"),
+        database=DatabaseOptions(min_capacity_acu=1, max_capacity_acu=4, version="16"),
         cache=CacheOptions(engine=CacheEngine.REDIS, reader_endpoint=True, max_data_gb=2),
         storage=StorageOptions(
             prefix="files/",
@@ -232,7 +232,7 @@ def test_storage_options_accept_the_service_bounds() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"memory_size": 64}, "memory_size must be 128..10240 MiB, got 64"),
+        ({"memory_mib": 64}, "memory_mib must be 128..10240 MiB, got 64"),
         ({"timeout": cdk.Duration.seconds(29)}, "timeout must be under the HTTP API integration's 29 s"),
         ({"reserved_concurrency": 0}, "reserved_concurrency must be >= 1"),
         ({"provisioned_concurrency": 5, "reserved_concurrency": 2}, "must not exceed reserved_concurrency"),
@@ -250,7 +250,7 @@ def test_invalid_inputs_fail_at_synth_naming_the_field(kwargs: dict[str, Any], m
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"engine_version": "12"}, "engine_version must be one of"),
+        ({"version": "12"}, "version must be one of"),
         ({"min_capacity_acu": 4, "max_capacity_acu": 2}, "0 <= min_capacity_acu <= max_capacity_acu"),
         ({"max_capacity_acu": 0.5}, "max_capacity_acu must be >= 1"),
         ({"rds_proxy": True, "min_capacity_acu": 0}, "rds_proxy needs min_capacity_acu > 0"),

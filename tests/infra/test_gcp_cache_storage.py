@@ -463,25 +463,25 @@ def test_cache_options_reject_invalid_input(options: dict[str, Any], message: st
     ],
 )
 def test_uploads_options_reject_invalid_input(options: dict[str, Any], message: str) -> None:
-    from constructs_lib.gcp.storage import UploadsOptions
+    from constructs_lib.gcp.storage import StorageOptions
 
     with pytest.raises(ValueError, match=re.escape(message)):
-        UploadsOptions(**options)
+        StorageOptions(**options)
 
 
 def test_uploads_options_accept_the_service_bounds() -> None:
-    from constructs_lib.gcp.storage import UploadsOptions
+    from constructs_lib.gcp.storage import StorageOptions
 
     for seconds in (60, 3600):
-        assert UploadsOptions(url_expiry_seconds=seconds).url_expiry_seconds == seconds
-    assert UploadsOptions(prefix="a/b_c-d/").prefix == "a/b_c-d/"
+        assert StorageOptions(url_expiry_seconds=seconds).url_expiry_seconds == seconds
+    assert StorageOptions(prefix="a/b_c-d/").prefix == "a/b_c-d/"
 
 
 def test_the_object_condition_cannot_be_quoted_out_of() -> None:
     """The bucket name and prefix go into a CEL string literal: a quote is refused at synth."""
     from cdktf_cdktf_provider_google.service_account import ServiceAccount
 
-    from constructs_lib.gcp.storage import UploadsBucket, UploadsOptions
+    from constructs_lib.gcp.storage import StorageOptions, UploadsBucket
 
     stack = cdktf.TerraformStack(cdktf.Testing.app(), "quoted")
     runtime = ServiceAccount(stack, "runtime", project=PROJECT, account_id="svc-test-run")
@@ -493,7 +493,7 @@ def test_the_object_condition_cannot_be_quoted_out_of() -> None:
             region=REGION,
             name='svc") || true || ("',
             runtime=runtime,
-            options=UploadsOptions(),
+            options=StorageOptions(),
             depends_on=[],
         )
 

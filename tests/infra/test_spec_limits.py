@@ -233,7 +233,7 @@ def gcp_constructs_accept(spec: Spec) -> None:
     """What GcpServiceStack passes, through each construct's own validation."""
     from constructs_lib.gcp import limits
     from constructs_lib.gcp.cloud_run_service import _validate
-    from stacks.gcp_stack import _cache, _database, _network, _uploads
+    from stacks.gcp_stack import _cache, _database, _network, _storage
 
     network = _network(spec) if spec.cache.enabled else None
     _validate(
@@ -254,7 +254,7 @@ def gcp_constructs_accept(spec: Spec) -> None:
         _cache(spec)
         assert "REDIS_URL" not in spec.secrets  # CloudRunService refuses it with the cache
     if spec.storage.enabled:
-        _uploads(spec, force_destroy=spec.stage is not Stage.PROD)
+        _storage(spec, force_destroy=spec.stage is not Stage.PROD)
 
 
 def aws_constructs_accept(spec: Spec) -> None:
@@ -267,7 +267,7 @@ def aws_constructs_accept(spec: Spec) -> None:
 
     _validate(
         code_path=spec.service_path,
-        memory_size=spec.compute.memory_mib,
+        memory_mib=spec.compute.memory_mib,
         timeout=Duration.seconds(spec.compute.timeout_seconds),
         reserved_concurrency=spec.scaling.max_instances if spec.scaling.reserve_concurrency else None,
         provisioned_concurrency=spec.scaling.min_instances,
