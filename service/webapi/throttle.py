@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 
 from webapi.cache import Cache
 from webapi.config import Settings
-from webapi.emails import canonical_email
 
 log = logging.getLogger("webapi.throttle")
 
@@ -202,9 +201,10 @@ class LoginThrottle(_Counters):
 
     @staticmethod
     def keys(email: str, client: str | None) -> list[tuple[str, str]]:
-        """(kind, key) pairs, the client's first. The account is the address as sign-up stores
-        it, hashed: no email address is stored in the cache."""
-        account = hashlib.sha256(canonical_email(email).encode()).hexdigest()[:32]
+        """(kind, key) pairs, the client's first. ``email`` is the address as sign-up stores it
+        (webapi.emails.canonical_email, which the login route applies once), hashed: no email
+        address is stored in the cache."""
+        account = hashlib.sha256(email.encode()).hexdigest()[:32]
         keys = [("client", f"login:fail:client:{client_key(client)}")] if client else []
         keys.append(("account", f"login:fail:account:{account}"))
         return keys

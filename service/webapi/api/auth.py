@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from webapi.api.responses import errors
 from webapi.config import Platform, Settings
 from webapi.deps import CacheDep, SessionDep, SettingsDep, unauthorized
+from webapi.emails import canonical_email
 from webapi.schemas import Token
 from webapi.security import create_access_token
 from webapi.services import users as users_service
@@ -62,15 +63,16 @@ async def login(
         raise unauthorized("Incorrect email or password")
     throttle: LoginThrottle = request.app.state.login_throttle
     client = client_address(request, settings)
+    email = canonical_email(form.username)  # the form sign-up stored: looked up and counted
     try:
         # Before the password is checked: a locked account stays locked for the right one too.
-        counted = await throttle.attempt(cache, email=form.username, client=client)
+        counted = await throttle.attempt(cache, email=email, client=client)
     except Throttled as exc:
         raise too_many("Too many failed logins; try again later", exc) from None
     try:
         user = await users_service.authenticate(
             session=session,
-            email=form.username,
+            email=email,
             password=form.password,
             hash_concurrency=settings.password_hash_concurrency,
         )
@@ -80,7 +82,7 @@ async def login(
         raise
     if user is None:
         raise unauthorized("Incorrect email or password")  # the attempt stays counted
-    await throttle.succeeded(cache, email=form.username, client=client)
+    await throttle.succeeded(cache, email=email, client=client)
     token, expires_in = create_access_token(user.id, settings)
     return Token(access_token=token, expires_in=expires_in)
 

@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from webapi import user_cache
 from webapi.cache import Cache
 from webapi.db import UNIQUE_VIOLATION, sqlstate
-from webapi.emails import canonical_email
 from webapi.models import Attachment, User
 from webapi.schemas import UserCreate
 from webapi.security import hash_password, verify_password
@@ -29,16 +28,11 @@ class EmailAlreadyRegisteredError(Exception):
     pass
 
 
-def normalize_email(email: str) -> str:
-    """The one form sign-up stores and login looks up."""
-    return canonical_email(email)
-
-
 async def create_user(*, session: AsyncSession, data: UserCreate, hash_concurrency: int) -> User:
     """Insert a user. A known address is refused before its password is hashed (a duplicate
     must not cost a hash: the 409 says no more than it did). The unique index still decides
     concurrent sign-ups with one email: exactly one user, never a check-then-insert race."""
-    email = normalize_email(str(data.email))
+    email = data.email  # canonical already: UserCreate's Email type makes it (webapi.emails)
     if await session.scalar(_EMAIL_TAKEN, {"email": email}):
         raise EmailAlreadyRegisteredError(email)
     user = User(
@@ -68,7 +62,9 @@ async def list_users(*, session: AsyncSession, page: int, per_page: int) -> tupl
 async def authenticate(
     *, session: AsyncSession, email: str, password: str, hash_concurrency: int
 ) -> User | None:
-    user = await session.scalar(select(User).where(User.email == normalize_email(email)))
+    """The active user with this address (as webapi.emails.canonical_email gives it) and
+    password, or None."""
+    user = await session.scalar(select(User).where(User.email == email))
     hashed = user.hashed_password if user is not None else None
     if not await verify_password(password, hashed, concurrency=hash_concurrency):
         return None
