@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from webapi.models import Attachment, Item, User
 from webapi.schemas import AttachmentCreate
-from webapi.services.items import ItemGone
+from webapi.services.items import ItemGone, lock_item
 from webapi.storage import Storage, StorageError, UploadTicket
 
 log = logging.getLogger("webapi.attachments")
@@ -66,7 +66,7 @@ async def create_attachment(
     ticket = await storage.presign_upload(
         key=key, content_type=data.content_type, size=data.size, filename=data.filename
     )
-    if await session.scalar(_LOCK_OWNER, params) is None or await session.scalar(_LOCK_ITEM, params) is None:
+    if await session.scalar(_LOCK_OWNER, params) is None or not await lock_item(session=session, item=item):
         await session.rollback()
         raise ItemGone
     if await _held(session, params) >= MAX_ATTACHMENTS_PER_ITEM:
@@ -89,11 +89,6 @@ async def create_attachment(
 _COUNT = select(func.count()).where(Attachment.item_id == bindparam("item_id"))
 _LOCK_OWNER = (
     select(User.id).where(User.id == bindparam("owner_id")).with_for_update(read=True, key_share=True)
-)
-_LOCK_ITEM = (
-    select(Item.id)
-    .where(Item.id == bindparam("item_id"), Item.owner_id == bindparam("owner_id"))
-    .with_for_update()
 )
 
 

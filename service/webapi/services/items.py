@@ -90,14 +90,20 @@ async def update_item(*, session: AsyncSession, item: Item, data: ItemUpdate) ->
     return row
 
 
+async def lock_item(*, session: AsyncSession, item: Item) -> bool:
+    """Lock the item's row (FOR UPDATE) until the transaction ends; False if it is gone. Whatever
+    counts or lists the item's attachments under this lock sees every one: creating one takes it too."""
+    return await session.scalar(_LOCK_ITEM, {"match_id": item.id, "match_owner": item.owner_id}) is not None
+
+
 async def delete_item(*, session: AsyncSession, item: Item, storage: Storage | None) -> None:
     """Delete the item; its attachment rows go with it (ON DELETE CASCADE), then their objects.
     The object keys are read under the item's row lock, which an attachment being created takes
     too: none is created unseen. :class:`ItemGone` if another request deleted it first."""
-    params = {"match_id": item.id, "match_owner": item.owner_id}
-    if await session.scalar(_LOCK_ITEM, params) is None:
+    if not await lock_item(session=session, item=item):
         await session.rollback()
         raise ItemGone
+    params = {"match_id": item.id, "match_owner": item.owner_id}
     keys = list(await session.scalars(_OBJECT_KEYS_OF_ITEM, params)) if storage else []
     await session.execute(_DELETE_ITEM, params)
     await session.commit()
