@@ -76,7 +76,7 @@ PLATFORM_ENV = frozenset(
         "K_CONFIGURATION",
     }
 )
-PLATFORM_ENV_PREFIXES = ("AWS_", "LAMBDA_", "X_GOOGLE_", "CLOUD_RUN_")
+PLATFORM_ENV_PREFIXES = ("AWS_", "LAMBDA_", "X_GOOGLE_", "CLOUD_RUN_", "FASTAPI_DEPLOY_")
 
 
 class Compute(Model):
@@ -282,17 +282,137 @@ class Gcp(Model):
         return self
 
 
+Module = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")]
+RelativePath = Annotated[str, StringConstraints(pattern=r"^[^/\\][^\\]*$|^\.$", max_length=255)]
+
+
+class Migrations(StrEnum):
+    ALEMBIC = "alembic"
+    COMMAND = "command"
+    NONE = "none"
+
+
+class AppMigrations(Model):
+    """How the app migrates its schema, run at deploy before the new code takes traffic."""
+
+    kind: Migrations = Field(Migrations.NONE, description="alembic, command or none")
+    config: RelativePath = Field("alembic.ini", description="alembic: the ini file, relative to app.path")
+    command: tuple[str, ...] = Field((), description="command: argv run in app.path (python is the runtime's)")
+
+    @model_validator(mode="after")
+    def _command(self) -> AppMigrations:
+        if self.kind is Migrations.COMMAND and not self.command:
+            raise ValueError("app.migrations.command is required when app.migrations.kind is command")
+        if self.kind is not Migrations.COMMAND and self.command:
+            raise ValueError(
+                f"app.migrations.command is only read when app.migrations.kind is command (got {self.kind.value})"
+            )
+        return self
+
+
+class DatabaseParts(Model):
+    """The variable names of a database given in parts (pydantic-settings' POSTGRES_* habit)."""
+
+    host: EnvName = "POSTGRES_SERVER"
+    port: EnvName = "POSTGRES_PORT"
+    user: EnvName = "POSTGRES_USER"
+    password: EnvName = "POSTGRES_PASSWORD"
+    database: EnvName = "POSTGRES_DB"
+
+
+class AppDatabase(Model):
+    """Whether the app needs PostgreSQL, and how it reads where it is."""
+
+    enabled: bool = Field(True, description="false: no Aurora, no Cloud SQL, no database settings")
+    driver: Literal["asyncpg", "psycopg", "psycopg2"] = "asyncpg"
+    settings: Literal["url", "parts", "secret-arns"] = Field(
+        "url",
+        description="url: one variable (url_variable) in the driver's form; parts: POSTGRES_* "
+        "variables; secret-arns: the app reads Secrets Manager itself (our sample)",
+    )
+    url_variable: EnvName = "DATABASE_URL"
+    url_scheme: str | None = Field(
+        None,
+        pattern=r"^postgres(ql)?(\+[a-z0-9]+)?$",
+        description="Default: postgresql+<driver> (SQLAlchemy's); postgresql for a driver used directly",
+    )
+    host_required: bool = Field(
+        False, description="The app validates its URL with a host required (pydantic's PostgresDsn)"
+    )
+    parts: DatabaseParts = DatabaseParts()
+
+
+class App(Model):
+    """The FastAPI app to deploy. Paths are relative to the spec file's directory."""
+
+    path: RelativePath = Field("service", description="The app's directory")
+    entrypoint: str = Field(
+        "main:app",
+        pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$",
+        description="module:attribute, an ASGI app or an app factory",
+    )
+    factory: bool | None = Field(None, description="The attribute is a factory (default: detected at start)")
+    source_root: RelativePath = Field(".", description="Where the app's modules import from (src, say)")
+    dependencies: RelativePath | None = Field(
+        None, description="requirements*.txt or pyproject.toml (with its lock); default: detected"
+    )
+    dockerfile: RelativePath | None = Field(
+        None, description="Cloud Run: the app's Dockerfile (default: app.path/Dockerfile if any, else generated)"
+    )
+    build_context: RelativePath | None = Field(
+        None, description="Cloud Run: the directory the Dockerfile builds from (default: app.path)"
+    )
+    command: tuple[str, ...] | None = Field(
+        None, description="Cloud Run: the container's command (default: the image's own CMD)"
+    )
+    health_path: str = Field("/health", pattern=r"^/[\w\-./]*$")
+    lambda_drop: tuple[str, ...] = Field(
+        (), description="Locked distributions the Lambda bundle leaves out (the container's server, say)"
+    )
+    lambda_drop_without_cache: tuple[str, ...] = Field(
+        (), description="Left out of the Lambda bundle too while cache.enabled is false"
+    )
+    migrations: AppMigrations = AppMigrations()
+    database: AppDatabase = AppDatabase()
+    secret_key_variable: EnvName | None = Field(
+        "SECRET_KEY", description="A generated signing key, in this variable (null: none)"
+    )
+    # Where the spec file lies: the base of the paths above (set by load_spec).
+    base_dir: Path = Field(ROOT, exclude=True)
+
+    @property
+    def directory(self) -> Path:
+        return (self.base_dir / self.path).resolve()
+
+    @property
+    def module(self) -> str:
+        return self.entrypoint.partition(":")[0]
+
+    @property
+    def attribute(self) -> str:
+        return self.entrypoint.partition(":")[2]
+
+
+# service/, the repository's example app: what a spec without an `app` section deploys.
+SAMPLE_APP = App(
+    path="service",
+    entrypoint="webapi.main:create_app",
+    factory=True,
+    dependencies="requirements.txt",
+    migrations=AppMigrations(kind=Migrations.COMMAND, command=("python", "-m", "webapi.migrate")),
+    health_path="/health",
+    lambda_drop=LAMBDA_DROP_PACKAGES,
+    lambda_drop_without_cache=CACHE_CLIENT_PACKAGES,
+    database=AppDatabase(driver="asyncpg", settings="secret-arns"),
+)
+
+
 class Spec(Model):
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{1,28}[a-z0-9]$", description="lowercase, 3-30 chars")
     stage: Stage = Stage.DEV
-    service_dir: str = "service"
-    lambda_handler: str = Field("lambda_handler.handler", pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
-    migrate_handler: str = Field("webapi.migrate.handler", pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
-    container_command: tuple[str, ...] = ("python", "-m", "webapi.serve")
-    migrate_command: tuple[str, ...] = ("python", "-m", "webapi.migrate")
+    app: App = Field(default_factory=lambda: SAMPLE_APP)
     compute: Compute = Compute()
     scaling: Scaling = Scaling()
-    health_check_path: str = Field("/health", pattern=r"^/[\w\-./]*$")
     database: Database = Database()
     environment: dict[EnvName, str] = Field(default_factory=dict)
     secrets: tuple[EnvName, ...] = Field((), description="Extra secrets, by env var name")
@@ -325,7 +445,7 @@ class Spec(Model):
                 "cache.enabled needs a VPC path on Google Cloud (Memorystore has only a private "
                 "address): set gcp.vpc_egress to direct, or leave the cache off"
             )
-        if (
+        if self.app.database.enabled and (
             limits.connections_per_instance(tier=self.database.tier, max_instances=self.scaling.max_instances)
             < 1
         ):
@@ -352,11 +472,12 @@ class Spec(Model):
     @property
     def lambda_drop_packages(self) -> tuple[str, ...]:
         """Locked distributions the Lambda bundle leaves out for this spec."""
-        return LAMBDA_DROP_PACKAGES + (() if self.cache.enabled else CACHE_CLIENT_PACKAGES)
+        return self.app.lambda_drop + (() if self.cache.enabled else self.app.lambda_drop_without_cache)
 
     @property
     def service_path(self) -> Path:
-        return (ROOT / self.service_dir).resolve()
+        """The app's directory (``app.path``, relative to the spec file's directory)."""
+        return self.app.directory
 
     @property
     def name(self) -> str:
@@ -478,7 +599,19 @@ def load_spec(
         ) from None
     merged = _merge(_merge(STAGE_DEFAULTS[chosen_stage], document), overrides)
     merged["stage"] = chosen_stage.value
+    app = merged.get("app")
+    if isinstance(app, Mapping):
+        if "base_dir" in app:
+            raise SpecError("invalid deployment spec:\n  app.base_dir: not a spec field (paths are relative to the spec file)")
+        # The app's paths are relative to the spec file (without an `app` section: service/).
+        merged["app"] = {**app, "base_dir": str(path.resolve().parent)}
     try:
-        return Spec.model_validate(merged)
+        spec = Spec.model_validate(merged)
     except ValidationError as error:
         raise SpecError(_describe(error)) from None
+    from stacks.app_checks import check_app  # noqa: PLC0415 - reads the app's source, after the spec
+
+    problems = check_app(spec.app)
+    if problems:
+        raise SpecError("invalid deployment spec:\n" + "\n".join(f"  {problem}" for problem in problems))
+    return spec

@@ -1,0 +1,39 @@
+"""``python -m serverless_fastapi_entry serve`` (the generated image's command) or
+``python -m serverless_fastapi_entry migrate`` (the migration job's)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from serverless_fastapi_entry import environment, migrate
+from serverless_fastapi_entry.asgi import load_app
+
+
+def serve() -> None:
+    import uvicorn  # noqa: PLC0415 - the container's server, not needed on Lambda
+
+    uvicorn.run(
+        load_app(),  # an app or a factory, as the entrypoint says; uvicorn runs its lifespan
+        host=os.environ.get("HOST", "0.0.0.0"),  # noqa: S104 - a container listens on all interfaces
+        port=int(os.environ.get("PORT", "8080")),
+        proxy_headers=True,
+        # On Cloud Run only Google's front end reaches the container.
+        forwarded_allow_ips="*" if os.environ.get("K_SERVICE") else "127.0.0.1",
+        timeout_graceful_shutdown=8,
+        server_header=False,
+    )
+
+
+def main(argv: list[str]) -> None:
+    commands = {"serve": serve, "migrate": lambda: print(migrate.run())}
+    if len(argv) != 2 or argv[1] not in commands:
+        raise SystemExit("usage: python -m serverless_fastapi_entry {serve,migrate}")
+    logging.basicConfig(level=logging.INFO)
+    environment.resolve()
+    commands[argv[1]]()
+
+
+if __name__ == "__main__":
+    main(sys.argv)
