@@ -28,5 +28,7 @@ def check_app(app: App) -> list[str]:
     if app.dependencies is not None and not (directory / app.dependencies).is_file():
         problems.append(f"app.dependencies: no file {directory / app.dependencies}")
     if app.migrations.kind.value == "alembic" and not (directory / app.migrations.config).is_file():
-        problems.append(f"app.migrations.config: no Alembic configuration at {directory / app.migrations.config}")
+        problems.append(
+            f"app.migrations.config: no Alembic configuration at {directory / app.migrations.config}"
+        )
     return problems

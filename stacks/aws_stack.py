@@ -7,6 +7,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from constructs_lib.app import AppOptions, DatabaseSettings
 from constructs_lib.aws.cache import CacheEngine, CacheOptions
 from constructs_lib.aws.database import DatabaseOptions
 from constructs_lib.aws.fastapi_lambda_service import FastApiLambdaService
@@ -56,13 +57,17 @@ class AwsServiceStack(Stack):
             self,
             "Service",
             code_path=spec.service_path,
-            handler=spec.lambda_handler,
+            app=app_options(spec),
             bundle_drop_packages=spec.lambda_drop_packages,
-            migrate_handler=spec.migrate_handler,
+            lock_dir=spec.lock_dir,
             architecture=ARCHITECTURES[spec.compute.architecture],
             memory_mib=spec.compute.memory_mib,
             timeout=Duration.seconds(spec.compute.timeout_seconds),
-            environment={"APP_NAME": spec.project, **spec.environment},
+            environment=(
+                {"APP_NAME": spec.project, **spec.environment}
+                if spec.app.database.settings == "secret-arns"
+                else dict(spec.environment)
+            ),
             extra_secrets=spec.secrets,
             provisioned_concurrency=spec.scaling.min_instances,
             reserved_concurrency=spec.scaling.max_instances if spec.scaling.reserve_concurrency else None,
@@ -70,7 +75,7 @@ class AwsServiceStack(Stack):
             log_retention=retention(spec.log_retention_days),
             removal_policy=removal,
             app_environment=spec.stage.value,
-            database=database_options(spec),
+            database=database_options(spec) if spec.app.database.enabled else None,
             cache=cache_options(spec) if spec.cache.enabled else None,
             storage=storage_options(spec, removal) if spec.storage.enabled else None,
         )
@@ -84,12 +89,42 @@ class AwsServiceStack(Stack):
             # Invoke it to re-apply the application role's password after changing its secret.
             CfnOutput(self, "MigrateFunctionName", value=self.service.migrate_function.function_name)
         CfnOutput(self, "LogGroup", value=self.service.api.log_group.log_group_name)
-        CfnOutput(self, "DatabaseSecretArn", value=self.service.database.secret.secret_arn)
+        if self.service.database is not None:
+            CfnOutput(self, "DatabaseSecretArn", value=self.service.database.secret.secret_arn)
         if self.service.cache is not None:
             CfnOutput(self, "CacheEndpoint", value=self.service.cache.endpoint_address)
             CfnOutput(self, "CacheSecretArn", value=self.service.cache.secret.secret_arn)
         if self.service.storage is not None:
             CfnOutput(self, "UploadsBucketName", value=self.service.storage.bucket_name)
+
+
+def app_options(spec: Spec) -> AppOptions:
+    """The spec's app section, as the construct takes it."""
+    app = spec.app
+    database = app.database
+    return AppOptions(
+        entrypoint=app.entrypoint,
+        factory=app.factory,
+        source_root=app.source_root,
+        dependencies=app.directory / app.dependencies if app.dependencies else None,
+        migrations=app.migrations.kind.value,
+        alembic_config=app.migrations.config,
+        migrate_command=app.migrations.command,
+        database=(
+            DatabaseSettings(
+                driver=database.driver,
+                settings=database.settings,
+                url_variable=database.url_variable,
+                url_scheme=database.url_scheme,
+                host_required=database.host_required,
+                parts=database.parts.model_dump(),
+            )
+            if database.enabled
+            else None
+        ),
+        secret_key_variable=app.secret_key_variable,
+        health_path=app.health_path,
+    )
 
 
 def removal_policy(spec: Spec) -> RemovalPolicy:

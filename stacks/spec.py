@@ -32,6 +32,7 @@ from constructs_lib.gcp import limits
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPEC_FILE = ROOT / "deploy.yaml"
 CONTEXT_PREFIX = "spec."
+LOCK_DIR_NAME = ".deploy-locks"
 # In service/requirements.txt for the container, never imported on Lambda: uvicorn runs the
 # container, h11 and click are its own dependencies (the service imports neither). The AWS
 # stack leaves them out of the Lambda bundle; bench/ measures that same bundle.
@@ -297,7 +298,9 @@ class AppMigrations(Model):
 
     kind: Migrations = Field(Migrations.NONE, description="alembic, command or none")
     config: RelativePath = Field("alembic.ini", description="alembic: the ini file, relative to app.path")
-    command: tuple[str, ...] = Field((), description="command: argv run in app.path (python is the runtime's)")
+    command: tuple[str, ...] = Field(
+        (), description="command: argv run in app.path (python is the runtime's)"
+    )
 
     @model_validator(mode="after")
     def _command(self) -> AppMigrations:
@@ -305,7 +308,8 @@ class AppMigrations(Model):
             raise ValueError("app.migrations.command is required when app.migrations.kind is command")
         if self.kind is not Migrations.COMMAND and self.command:
             raise ValueError(
-                f"app.migrations.command is only read when app.migrations.kind is command (got {self.kind.value})"
+                "app.migrations.command is only read when app.migrations.kind is command "
+                f"(got {self.kind.value})"
             )
         return self
 
@@ -316,7 +320,7 @@ class DatabaseParts(Model):
     host: EnvName = "POSTGRES_SERVER"
     port: EnvName = "POSTGRES_PORT"
     user: EnvName = "POSTGRES_USER"
-    password: EnvName = "POSTGRES_PASSWORD"
+    password: EnvName = "POSTGRES_PASSWORD"  # noqa: S105 - a variable name
     database: EnvName = "POSTGRES_DB"
 
 
@@ -357,7 +361,8 @@ class App(Model):
         None, description="requirements*.txt or pyproject.toml (with its lock); default: detected"
     )
     dockerfile: RelativePath | None = Field(
-        None, description="Cloud Run: the app's Dockerfile (default: app.path/Dockerfile if any, else generated)"
+        None,
+        description="Cloud Run: the app's Dockerfile (default: app.path/Dockerfile if any, else generated)",
     )
     build_context: RelativePath | None = Field(
         None, description="Cloud Run: the directory the Dockerfile builds from (default: app.path)"
@@ -478,6 +483,12 @@ class Spec(Model):
     def service_path(self) -> Path:
         """The app's directory (``app.path``, relative to the spec file's directory)."""
         return self.app.directory
+
+    @property
+    def lock_dir(self) -> Path:
+        """Where the dependencies resolved for each target are kept (commit it): beside the
+        spec file, so every synth of the same inputs installs the same versions."""
+        return self.app.base_dir / LOCK_DIR_NAME
 
     @property
     def name(self) -> str:
@@ -602,7 +613,10 @@ def load_spec(
     app = merged.get("app")
     if isinstance(app, Mapping):
         if "base_dir" in app:
-            raise SpecError("invalid deployment spec:\n  app.base_dir: not a spec field (paths are relative to the spec file)")
+            raise SpecError(
+                "invalid deployment spec:\n  app.base_dir: not a spec field "
+                "(paths are relative to the spec file)"
+            )
         # The app's paths are relative to the spec file (without an `app` section: service/).
         merged["app"] = {**app, "base_dir": str(path.resolve().parent)}
     try:

@@ -79,8 +79,8 @@ class HttpApiFunction(Construct):
         memory_mib: int,
         timeout: Duration,
         environment: Mapping[str, str],
-        vpc: ec2.IVpc,
-        subnets: ec2.SubnetSelection,
+        vpc: ec2.IVpc | None,
+        subnets: ec2.SubnetSelection | None,
         log_retention: logs.RetentionDays,
         log_removal_policy: RemovalPolicy,
         reserved_concurrency: int | None,
@@ -94,8 +94,13 @@ class HttpApiFunction(Construct):
         self.log_group = logs.LogGroup(
             self, "Logs", retention=log_retention, removal_policy=log_removal_policy
         )
-        self.security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, description="The API function", allow_all_outbound=False
+        # In a VPC only when it reaches something private (the database, the cache).
+        self.security_group: ec2.SecurityGroup | None = (
+            ec2.SecurityGroup(
+                self, "SecurityGroup", vpc=vpc, description="The API function", allow_all_outbound=False
+            )
+            if vpc is not None
+            else None
         )
         self.function = lambda_.Function(
             self,
@@ -108,8 +113,8 @@ class HttpApiFunction(Construct):
             timeout=timeout,
             environment=dict(environment),
             vpc=vpc,
-            vpc_subnets=subnets,
-            security_groups=[self.security_group],
+            vpc_subnets=subnets if vpc is not None else None,
+            security_groups=[self.security_group] if self.security_group is not None else None,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             reserved_concurrent_executions=reserved_concurrency,

@@ -7,8 +7,10 @@ import logging
 import os
 import sys
 
-from serverless_fastapi_entry import environment, migrate
-from serverless_fastapi_entry.asgi import load_app
+from . import environment, migrate
+from .asgi import load_app
+
+log = logging.getLogger("serverless_fastapi_entry")
 
 
 def serve() -> None:
@@ -27,7 +29,7 @@ def serve() -> None:
 
 
 def main(argv: list[str]) -> None:
-    commands = {"serve": serve, "migrate": lambda: print(migrate.run())}
+    commands = {"serve": serve, "migrate": lambda: log.info("migrations: %s", migrate.run())}
     if len(argv) != 2 or argv[1] not in commands:
         raise SystemExit("usage: python -m serverless_fastapi_entry {serve,migrate}")
     logging.basicConfig(level=logging.INFO)

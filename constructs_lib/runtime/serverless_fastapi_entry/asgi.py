@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from serverless_fastapi_entry import ENTRYPOINT_VARIABLE, FACTORY_VARIABLE, SOURCE_ROOT_VARIABLE
+from . import ENTRYPOINT_VARIABLE, FACTORY_VARIABLE, SOURCE_ROOT_VARIABLE
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -62,6 +62,8 @@ def load_app(entrypoint: str | None = None, factory: bool | None = None) -> ASGI
         # An app is an ASGI callable taking (scope, receive, send); a factory takes nothing.
         factory = not _is_asgi_app(target)
     if factory:
+        if not callable(target):
+            raise EntrypointError(f"{entrypoint} is not an ASGI app (nor a factory returning one)")
         target = target()
     if not _is_asgi_app(target):
         raise EntrypointError(f"{entrypoint} is not an ASGI app (nor a factory returning one)")
@@ -110,7 +112,7 @@ class Lifespan:
         async def run() -> None:
             try:
                 await self.app(scope, inbox.get, send)
-            except BaseException as error:  # noqa: BLE001 - an app without lifespan support
+            except BaseException as error:
                 if not started.done():
                     # Raised before answering startup: the app does not speak lifespan.
                     self.supported = False

@@ -27,8 +27,8 @@ from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from serverless_fastapi_entry import DATABASE_VARIABLE, SECRETS_VARIABLE
-from serverless_fastapi_entry.dburl import database_url
+from . import DATABASE_VARIABLE, SECRETS_VARIABLE
+from .dburl import database_url
 
 RDS_CA_BUNDLE = Path(__file__).resolve().parent / "rds-ca-bundle.pem"
 SecretReader = Callable[[str], str]

@@ -15,8 +15,8 @@ from typing import Any
 from mangum import Mangum
 from mangum.handlers import HTTPGateway
 
-from serverless_fastapi_entry import environment
-from serverless_fastapi_entry.asgi import ASGIApp, Lifespan, Receive, Scope, Send, WithLifespanState, load_app
+from . import environment
+from .asgi import ASGIApp, Lifespan, Receive, Scope, Send, WithLifespanState, load_app
 
 
 class StagePrefix:

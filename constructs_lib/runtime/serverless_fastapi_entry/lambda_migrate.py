@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from serverless_fastapi_entry import environment, migrate
+from . import environment, migrate
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, str]:

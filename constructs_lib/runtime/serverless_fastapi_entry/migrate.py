@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from serverless_fastapi_entry import MIGRATIONS_VARIABLE
-from serverless_fastapi_entry.asgi import add_source_root
+from . import MIGRATIONS_VARIABLE
+from .asgi import add_source_root
 
 log = logging.getLogger("serverless_fastapi_entry.migrate")
 
