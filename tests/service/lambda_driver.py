@@ -5,8 +5,8 @@
 The environment must be what Lambda gives the function (cwd and PYTHONPATH the
 service directory, ``AWS_LAMBDA_FUNCTION_NAME``, ``DATABASE_URL``...). stdin is a
 JSON list of ``{"name": ..., "event": ...}``. The driver imports
-``lambda_handler`` (Lambda's init phase), adds the test-only routes below, then
-calls ``lambda_handler.handler`` once per event, in order, each with a fresh
+``serverless_fastapi_entry.lambda_api`` (Lambda's init phase), adds the test-only routes, then
+calls its ``handler`` once per event, in order, each with a fresh
 context object, as warm invocations of one execution environment.
 
 An event may carry ``{{token:NAME}}`` anywhere in it: the driver replaces it with
@@ -95,7 +95,8 @@ def access_token(response: dict[str, Any]) -> str | None:
 
 
 def run(invocations: list[dict[str, Any]]) -> dict[str, Any]:
-    import lambda_handler  # the init phase: builds the app and runs its startup
+    # The init phase: the runtime entry builds the app and runs its startup.
+    from serverless_fastapi_entry import lambda_api as lambda_handler
 
     frozen_at_init = gc.get_freeze_count()
     app = lambda_handler.app

@@ -1,5 +1,6 @@
-"""The Lambda entry, driven as Lambda runs it: one fresh interpreter (an execution
-environment) imports ``lambda_handler`` and serves a series of API Gateway events.
+"""The sample on Lambda, driven as Lambda runs it: one fresh interpreter (an execution
+environment) imports the runtime entry ``serverless_fastapi_entry.lambda_api`` (the handler the
+stack deploys) and serves a series of API Gateway events.
 
 The events are the templates in ``tests/events`` changed as API Gateway would
 change them, for HTTP API (payload 2.0) and REST API (payload 1.0). The driver
@@ -23,6 +24,8 @@ from urllib.parse import urlencode
 
 import pytest
 
+from constructs_lib.runtime import ENTRY_DIR
+from stacks.spec import SAMPLE_APP
 from tests.conftest import ROOT, SERVICE_DIR, TEST_SECRET_KEY, PostgresForTests
 from tests.service.lambda_driver import BINARY_COOKIES, BINARY_PAYLOAD, FUNCTION_NAME
 
@@ -248,8 +251,11 @@ def lambda_run(postgres: PostgresForTests, tmp_path_factory: pytest.TempPathFact
         "PATH": os.environ.get("PATH", ""),
         "LANG": "C.UTF-8",
         "TZ": ":UTC",
-        "PYTHONPATH": str(SERVICE_DIR),
+        # The bundle's layout: the app's code beside the runtime entry, which is the handler.
+        "PYTHONPATH": os.pathsep.join([str(SERVICE_DIR), str(ENTRY_DIR.parent)]),
         "LAMBDA_TASK_ROOT": str(SERVICE_DIR),
+        "FASTAPI_DEPLOY_ENTRYPOINT": SAMPLE_APP.entrypoint,
+        "FASTAPI_DEPLOY_FACTORY": "1",
         "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
