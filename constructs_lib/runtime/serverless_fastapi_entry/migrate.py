@@ -8,7 +8,6 @@ code keeps serving a schema that migrations only ever extend.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -52,18 +51,27 @@ def alembic_upgrade(config_file: Path) -> str:
     add_source_root()
     from alembic import command  # noqa: PLC0415 - the app's own dependency, only when it uses Alembic
     from alembic.config import Config  # noqa: PLC0415
+    from alembic.runtime.environment import EnvironmentContext  # noqa: PLC0415
     from alembic.script import ScriptDirectory  # noqa: PLC0415
     from alembic.util.exc import CommandError  # noqa: PLC0415
 
     if not config_file.is_file():
         raise FileNotFoundError(f"no Alembic configuration at {config_file}")
     os.chdir(config_file.parent)  # script_location is relative to the ini's directory
-    output = io.StringIO()
-    config = Config(str(config_file), stdout=output)
-    # The database's revisions, read through the app's own env.py (its driver, its URL).
-    command.current(config)
+    config = Config(str(config_file))
     script = ScriptDirectory.from_config(config)
-    current = [line.split()[0] for line in output.getvalue().splitlines() if line.strip()]
+    current: list[str] = []
+
+    def read_heads(revisions: Any, _context: Any) -> list[Any]:
+        # What `alembic current` reads, without resolving it (an unknown revision would raise).
+        current.extend(
+            str(r) for r in (revisions if isinstance(revisions, tuple | list) else [revisions]) if r
+        )
+        return []
+
+    # The database's revisions, read through the app's own env.py (its driver, its URL).
+    with EnvironmentContext(config, script, fn=read_heads, dont_mutate=True):
+        script.run_env()
     unknown = []
     for revision in current:
         try:
@@ -78,5 +86,5 @@ def alembic_upgrade(config_file: Path) -> str:
             ", ".join(unknown),
         )
         return "newer"
-    command.upgrade(Config(str(config_file)), "heads")
+    command.upgrade(config, "heads")
     return "upgraded"
