@@ -389,6 +389,16 @@ class App(Model):
     def directory(self) -> Path:
         return (self.base_dir / self.path).resolve()
 
+    def delivered_variables(self) -> set[str]:
+        """The variables the deployment sets for the app: its database's and its signing key."""
+        names = {self.secret_key_variable} if self.secret_key_variable else set()
+        database = self.database
+        if database.enabled and database.settings == "url":
+            names.add(database.url_variable)
+        elif database.enabled and database.settings == "parts":
+            names.update(database.parts.model_dump().values())
+        return names
+
     @property
     def module(self) -> str:
         return self.entrypoint.partition(":")[0]
@@ -444,6 +454,21 @@ class Spec(Model):
         if taken:
             raise ValueError(
                 f"environment / secrets: {taken} are set by the constructs or reserved by the platform"
+            )
+        app_reads_platform = self.app.database.enabled and self.app.database.settings == "secret-arns"
+        for section in ("cache", "storage"):
+            if getattr(self, section).enabled and not app_reads_platform:
+                raise ValueError(
+                    f"{section}.enabled: the {section} reaches the app through the example service's own "
+                    "settings (app.database.settings: secret-arns); for an app of your own, leave it "
+                    "off and give the app its address through environment / secrets"
+                )
+        given = {*self.environment, *self.secrets}
+        delivered = self.app.delivered_variables()
+        if given & delivered:
+            raise ValueError(
+                f"environment / secrets: {sorted(given & delivered)} are set by the deployment from "
+                "app.database / app.secret_key_variable"
             )
         if self.cache.enabled and self.gcp.vpc_egress == "none":
             raise ValueError(

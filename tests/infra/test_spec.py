@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.spec import Architecture, SpecError, Stage, load_spec
+from stacks.spec import SAMPLE_APP, Architecture, SpecError, Stage, load_spec
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -21,7 +21,8 @@ def test_defaults_follow_the_seed(tmp_path: Path) -> None:
     assert spec.compute.memory_mib == 1024 and spec.compute.architecture is Architecture.ARM64
     # Five instances in dev: db-f1-micro's connections leave room for no more (test_spec_limits.py).
     assert (spec.scaling.min_instances, spec.scaling.max_instances, spec.scaling.concurrency) == (0, 5, 80)
-    assert spec.health_check_path == "/health"
+    # No app section: the repository's example service, at the repository's root.
+    assert spec.app == SAMPLE_APP and spec.app.health_path == "/health"
     assert spec.database.engine == "postgresql" and spec.database.tier == "db-f1-micro"
     assert spec.name == "shop-dev"
 
@@ -29,7 +30,9 @@ def test_defaults_follow_the_seed(tmp_path: Path) -> None:
 def test_the_repository_spec_is_valid() -> None:
     spec = load_spec()
     assert spec.project == "fastapi-svc"
-    assert spec.service_path.joinpath("lambda_handler.py").is_file()
+    assert spec.service_path.joinpath("webapi", "main.py").is_file()
+    # deploy.yaml spells out the example service's app section: the same as the default.
+    assert spec.app == SAMPLE_APP
 
 
 def test_prod_differs_where_it_should(tmp_path: Path) -> None:
@@ -167,3 +170,65 @@ def test_spec_names_another_file_for_both_clouds(tmp_path: Path, monkeypatch: py
         load_spec()
     monkeypatch.setenv("SPEC", "")
     assert load_spec().project == "fastapi-svc"  # empty: deploy.yaml
+
+
+# --- the app section -----------------------------------------------------------------------
+
+
+def app_spec(tmp_path: Path, app: str, *, files: dict[str, str] | None = None) -> Path:
+    """A spec beside an app directory ``myapp`` holding ``files``."""
+    for name, text in (files or {"main.py": "from fastapi import FastAPI\napp = FastAPI()\n"}).items():
+        target = tmp_path / "myapp" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    return write(tmp_path, "project: shop\napp:\n" + app)
+
+
+def test_an_app_section_is_relative_to_the_spec_file(tmp_path: Path) -> None:
+    spec = load_spec(app_spec(tmp_path, "  path: myapp\n  entrypoint: main:app\n"))
+    assert spec.service_path == (tmp_path / "myapp").resolve()
+    assert spec.lock_dir == tmp_path.resolve() / ".deploy-locks"
+    # A generic app's defaults: no migrations, a DATABASE_URL for asyncpg, nothing of the sample's.
+    assert spec.app.migrations.kind.value == "none"
+    assert (spec.app.database.settings, spec.app.database.driver) == ("url", "asyncpg")
+    assert spec.lambda_drop_packages == ()
+
+
+@pytest.mark.parametrize(
+    ("app", "field"),
+    [
+        ("  path: nowhere\n  entrypoint: main:app\n", "app.path"),
+        ("  path: myapp\n  entrypoint: web.main:app\n", "app.entrypoint: no module web.main"),
+        ("  path: myapp\n  entrypoint: main\n", "app.entrypoint"),
+        ("  path: myapp\n  entrypoint: main:app\n  dependencies: reqs.txt\n", "app.dependencies"),
+        (
+            "  path: myapp\n  entrypoint: main:app\n  migrations:\n    kind: alembic\n",
+            "app.migrations.config",
+        ),
+        (
+            "  path: myapp\n  entrypoint: main:app\n  migrations:\n    kind: command\n",
+            "app.migrations.command is required",
+        ),
+        ("  path: myapp\n  entrypoint: main:app\n  base_dir: /etc\n", "app.base_dir"),
+        ("  path: myapp\n  entrypoint: main:app\n  database:\n    driver: pg8000\n", "app.database.driver"),
+    ],
+)
+def test_a_wrong_app_section_names_the_field(tmp_path: Path, app: str, field: str) -> None:
+    with pytest.raises(SpecError, match=field.replace(".", r"\.")):
+        load_spec(app_spec(tmp_path, app))
+
+
+def test_an_app_of_your_own_gets_no_sample_cache_or_storage(tmp_path: Path) -> None:
+    path = app_spec(tmp_path, "  path: myapp\n  entrypoint: main:app\n")
+    for section in ("cache", "storage"):
+        with pytest.raises(SpecError, match=rf"{section}\.enabled: the {section} reaches the app"):
+            load_spec(path, context={f"spec.{section}.enabled": "true"})
+
+
+def test_the_apps_delivered_variables_cannot_be_set_twice(tmp_path: Path) -> None:
+    path = app_spec(
+        tmp_path,
+        "  path: myapp\n  entrypoint: main:app\n  database:\n    settings: parts\n",
+    )
+    with pytest.raises(SpecError, match="POSTGRES_DB"):
+        load_spec(path, context={"spec.environment": "{POSTGRES_DB: other}"})
