@@ -26,12 +26,12 @@ from typing import Any
 import pytest
 from packaging.markers import Marker
 
-from constructs_lib.aws import bundling
 from constructs_lib.aws.bundling import (
     BundleTarget,
     BundlingError,
     LocalPythonBundler,
     build_bundle,
+    bytecode,
     content_hash,
     docker_bundling_script,
     elf_strip_tool,
@@ -39,6 +39,7 @@ from constructs_lib.aws.bundling import (
     host_python_version,
     source_files,
     target_interpreter,
+    tools,
     uv_python,
 )
 from stacks.spec import load_spec
@@ -351,7 +352,11 @@ def test_a_dependency_without_a_wheel_falls_back_to_docker(
     output = tmp_path / "out"
     output.mkdir()
     bundler = LocalPythonBundler(
-        source_dir=source, requirements=requirements, python_version="3.14", architecture="arm64"
+        source_dir=source,
+        requirements=requirements,
+        python_version="3.14",
+        architecture="arm64",
+        docker_fallback=True,  # the opt-in: without it the synth fails, naming the package
     )
     with caplog.at_level(logging.WARNING, logger="constructs_lib.aws.bundling"):
         assert bundler.try_bundle(str(output)) is False
@@ -574,10 +579,10 @@ def test_target_interpreter_falls_back_to_uv_when_path_has_none(monkeypatch: pyt
     """A target Python that is neither this interpreter nor on PATH (say Lambda's 3.14 installed
     with `uv python install 3.14`) still compiles the bundle's bytecode."""
     version = host_python_version()
-    monkeypatch.setattr(bundling, "host_python_version", lambda: "3.0")  # not the host's
-    real_which = bundling.shutil.which
+    monkeypatch.setattr(tools, "host_python_version", lambda: "3.0")  # not the host's
+    real_which = tools.shutil.which
     monkeypatch.setattr(
-        bundling.shutil, "which", lambda name: None if name.startswith("python") else real_which(name)
+        tools.shutil, "which", lambda name: None if name.startswith("python") else real_which(name)
     )
     assert target_interpreter(version) == uv_python(version)
     assert target_interpreter(version) is not None
@@ -586,10 +591,10 @@ def test_target_interpreter_falls_back_to_uv_when_path_has_none(monkeypatch: pyt
 def test_a_bundle_without_bytecode_says_how_to_get_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(bundling, "target_interpreter", lambda version: None)
+    monkeypatch.setattr(bytecode, "target_interpreter", lambda version: None)
     (tmp_path / "m.py").write_text("X = 1\n")
-    with caplog.at_level(logging.WARNING, logger=bundling.log.name):
-        bundling._compile_bytecode(tmp_path, "3.14")
+    with caplog.at_level(logging.WARNING, logger=bytecode.log.name):
+        bytecode.compile_bytecode(tmp_path, "3.14")
     assert list(tmp_path.rglob("*.pyc")) == []
     assert "uv python install 3.14" in caplog.text
 
