@@ -11,9 +11,10 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
+from constructs_lib.app import AppOptions, DatabaseSettings
 from constructs_lib.aws.cache import CacheEngine, CacheOptions, ServerlessCache
 from constructs_lib.aws.database import DatabaseOptions
-from constructs_lib.aws.fastapi_lambda_service import FastApiLambdaService, lambda_handler_name
+from constructs_lib.aws.fastapi_lambda_service import FastApiLambdaService
 from constructs_lib.aws.storage import StorageOptions, UploadsBucket
 from tests.conftest import SERVICE_DIR
 from tests.infra.conftest import CDK_CONTEXT, SKIP_BUNDLING
@@ -25,8 +26,19 @@ def build(**kwargs: Any) -> tuple[cdk.Stack, FastApiLambdaService]:
     vpc_factory: Callable[[cdk.Stack], ec2.IVpc] | None = kwargs.pop("vpc_factory", None)
     if vpc_factory is not None:
         kwargs["vpc"] = vpc_factory(stack)
+    kwargs.setdefault("app", SAMPLE)
     service = FastApiLambdaService(stack, "Service", code_path=SERVICE_DIR, **kwargs)
     return stack, service
+
+
+# The example service, as the stack describes it (deploy.yaml's app section).
+SAMPLE = AppOptions(
+    entrypoint="webapi.main:create_app",
+    factory=True,
+    migrations="command",
+    migrate_command=("python", "-m", "webapi.migrate"),
+    database=DatabaseSettings(settings="secret-arns"),
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +49,9 @@ def with_options() -> tuple[Template, FastApiLambdaService]:
         snap_start=True,
         reserved_concurrency=20,
         memory_mib=2048,
-        migrate_handler=None,
+        app=AppOptions(
+            entrypoint="webapi.main:create_app", database=DatabaseSettings(settings="secret-arns")
+        ),
         database=DatabaseOptions(min_capacity_acu=1, max_capacity_acu=4, version="16"),
         cache=CacheOptions(engine=CacheEngine.REDIS, reader_endpoint=True, max_data_gb=2),
         storage=StorageOptions(
@@ -236,7 +250,6 @@ def test_storage_options_accept_the_service_bounds() -> None:
         ({"timeout": cdk.Duration.seconds(29)}, "timeout must be under the HTTP API integration's 29 s"),
         ({"reserved_concurrency": 0}, "reserved_concurrency must be >= 1"),
         ({"provisioned_concurrency": 5, "reserved_concurrency": 2}, "must not exceed reserved_concurrency"),
-        ({"handler": "not a handler"}, "handler must look like 'module:attribute'"),
         ({"code_path": SERVICE_DIR / "missing"}, "code_path must be a directory"),
     ],
 )
@@ -244,7 +257,7 @@ def test_invalid_inputs_fail_at_synth_naming_the_field(kwargs: dict[str, Any], m
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         app = cdk.App(context=SKIP_BUNDLING)
         stack = cdk.Stack(app, "Test")
-        FastApiLambdaService(stack, "Service", **{"code_path": SERVICE_DIR, **kwargs})
+        FastApiLambdaService(stack, "Service", **{"code_path": SERVICE_DIR, "app": SAMPLE, **kwargs})
 
 
 @pytest.mark.parametrize(
@@ -262,8 +275,38 @@ def test_invalid_database_options(options: dict[str, Any], message: str) -> None
 
 
 @pytest.mark.parametrize(
-    ("given", "expected"),
-    [("lambda_handler:handler", "lambda_handler.handler"), ("pkg.mod.handler", "pkg.mod.handler")],
+    ("options", "message"),
+    [
+        ({"entrypoint": "main"}, "entrypoint must look like 'module:attribute'"),
+        ({"entrypoint": "main:app", "migrations": "command"}, "needs migrate_command"),
+        ({"entrypoint": "main:app", "migrations": "alembic", "database": None}, "need a database"),
+    ],
 )
-def test_handler_spellings(given: str, expected: str) -> None:
-    assert lambda_handler_name(given) == expected
+def test_invalid_app_options(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AppOptions(**options)
+
+
+def test_an_app_without_a_database_or_cache_runs_outside_any_vpc() -> None:
+    stack, service = build(app=AppOptions(entrypoint="main:app", database=None))
+    template = Template.from_stack(stack)
+    for kind in ("AWS::EC2::VPC", "AWS::EC2::VPCEndpoint", "AWS::RDS::DBCluster", "AWS::EC2::SecurityGroup"):
+        template.resource_count_is(kind, 0)
+    assert service.vpc is None and service.database is None and service.migrate_function is None
+    (function,) = template.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": "serverless_fastapi_entry.lambda_api.handler"}}
+    ).values()
+    assert "VpcConfig" not in function["Properties"]
+    env = function["Properties"]["Environment"]["Variables"]
+    # The entry reads the signing key into SECRET_KEY; nothing of the example service's.
+    assert env["FASTAPI_DEPLOY_ENTRYPOINT"] == "main:app"
+    parts = env["FASTAPI_DEPLOY_SECRETS"]["Fn::Join"][1]
+    assert parts[0] == '{"SECRET_KEY": "' and parts[1] == {
+        "Ref": stack.get_logical_id(service.secret_key.node.default_child)
+    }
+    assert not {
+        "ENVIRONMENT",
+        "DATABASE_SECRET_ARN",
+        "SECRET_KEY_SECRET_ARN",
+        "DB_CONNECT_TIMEOUT_SECONDS",
+    } & set(env)

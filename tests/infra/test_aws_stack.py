@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
+from constructs_lib.aws.fastapi_lambda_service import API_HANDLER, MIGRATE_HANDLER
 from tests.infra.conftest import SynthesizedAws
 
 # A generated RDS secret is referenced through its attachment (the ARN is the secret's).
@@ -21,7 +22,7 @@ def resources(synth: SynthesizedAws, kind: str) -> dict[str, dict[str, Any]]:
 
 def api_function(synth: SynthesizedAws) -> tuple[str, dict[str, Any]]:
     functions = synth.template.find_resources(
-        "AWS::Lambda::Function", {"Properties": {"Handler": "lambda_handler.handler"}}
+        "AWS::Lambda::Function", {"Properties": {"Handler": API_HANDLER}}
     )
     assert len(functions) == 1
     return next(iter(functions.items()))
@@ -29,7 +30,7 @@ def api_function(synth: SynthesizedAws) -> tuple[str, dict[str, Any]]:
 
 def migrate_function(synth: SynthesizedAws) -> tuple[str, dict[str, Any]]:
     functions = synth.template.find_resources(
-        "AWS::Lambda::Function", {"Properties": {"Handler": "webapi.migrate.handler"}}
+        "AWS::Lambda::Function", {"Properties": {"Handler": MIGRATE_HANDLER}}
     )
     assert len(functions) == 1
     return next(iter(functions.items()))

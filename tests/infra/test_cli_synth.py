@@ -36,12 +36,13 @@ def test_cdk_synth_without_credentials(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     template = json.loads((out / "fastapi-svc-prod-aws.template.json").read_text())
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
-    assert any(f["Properties"].get("Handler") == "lambda_handler.handler" for f in functions)
+    handlers = {f["Properties"].get("Handler") for f in functions}
+    assert "serverless_fastapi_entry.lambda_api.handler" in handlers
     assets = json.loads((out / "fastapi-svc-prod-aws.assets.json").read_text())["files"]
     bundles = [
         out / a["source"]["path"]
         for a in assets.values()
-        if (out / a["source"]["path"] / "lambda_handler.py").exists()
+        if (out / a["source"]["path"] / "serverless_fastapi_entry" / "lambda_api.py").exists()
     ]
     assert len(bundles) == 1, "one bundle shared by the API and the migration function"
     bundle = bundles[0]
