@@ -123,11 +123,11 @@ def _install_building_from_source(
                     break
                 log.info("built from source, pure Python: %s", ", ".join(sorted(built)))
                 return
-            found = {
+            found = {normalize_name(m): "does not build here" for m in _BUILD_FAILED.findall(output)}
+            found |= {
                 normalize_name(m): "compiled (built for this machine, not the target)"
                 for m in _BUILT_INCOMPATIBLE.findall(output)
             }
-            found |= {normalize_name(m): "does not build here" for m in _BUILD_FAILED.findall(output)}
             new = {name: why for name, why in found.items() if name not in compiled}
             _clear(output_dir)
             if not new:

@@ -69,7 +69,10 @@ def target_interpreter(python_version: str) -> str | None:
     interpreter, ``python<version>`` on PATH, or one uv finds (``uv python install 3.14``)."""
     if host_python_version() == python_version:
         return sys.executable
-    return shutil.which(f"python{python_version}") or uv_python(python_version)
+    on_path = shutil.which(f"python{python_version}")
+    if on_path and is_cpython(on_path, python_version):  # not, say, a pyenv shim of another version
+        return on_path
+    return uv_python(python_version)
 
 
 @functools.cache
@@ -93,7 +96,13 @@ def uv_python(python_version: str) -> str | None:
     if found.returncode != 0 or not path:
         return None
     # Trust what the interpreter says about itself, not the name uv found it under.
-    probe = subprocess.run(  # noqa: S603 - the interpreter uv found, fixed arguments
+    return path if is_cpython(path, python_version) else None
+
+
+@functools.cache
+def is_cpython(path: str, python_version: str) -> bool:
+    """Whether ``path`` runs and is CPython ``python_version``."""
+    probe = subprocess.run(  # noqa: S603 - an interpreter found on PATH or by uv, fixed arguments
         [path, "-I", "-c", "import sys; print(sys.implementation.name, *sys.version_info[:2])"],
         capture_output=True,
         text=True,
@@ -101,7 +110,7 @@ def uv_python(python_version: str) -> str | None:
         timeout=60,
     )
     major, _, minor = python_version.partition(".")
-    return path if probe.returncode == 0 and probe.stdout.split() == ["cpython", major, minor] else None
+    return probe.returncode == 0 and probe.stdout.split() == ["cpython", major, minor]
 
 
 @functools.cache
