@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from cdktf import GcsBackend, LocalBackend, TerraformOutput, TerraformStack
 from cdktf_cdktf_provider_google.provider import GoogleProvider
 from cdktf_cdktf_provider_random.provider import RandomProvider
 from constructs import Construct
 
+from constructs_lib.app import AppOptions, DatabaseSettings
 from constructs_lib.gcp.cache import CacheOptions, RedisTier
 from constructs_lib.gcp.cloud_run_service import CloudRunService, CloudSqlOptions
+from constructs_lib.gcp.dockerfile import DEFAULT_STAGING_DIR, lock_image_requirements, stage_build_context
+from constructs_lib.gcp.image import BuildContext, own_build_context
 from constructs_lib.gcp.network import NetworkOptions
 from constructs_lib.gcp.storage import StorageOptions
-from stacks.spec import Spec, Stage
+from stacks.spec import ROOT, Spec, Stage
 
 # cdktf writes each stack to cdktf.out/stacks/<name>/, where Terraform runs its
-# provisioners: the build context is the service directory, three levels up.
+# provisioners: a build context of the app's own is named from there.
 PROJECT_ROOT_FROM_STACK_DIR = "../../.."
-BUILD_CONTEXT_FROM_STACK_DIR = "${path.module}/" + PROJECT_ROOT_FROM_STACK_DIR
 
 
 class GcpServiceStack(TerraformStack):
@@ -44,22 +48,16 @@ class GcpServiceStack(TerraformStack):
             project=spec.gcp.project,
             region=spec.gcp.region,
             name=spec.name,
-            source_dir=spec.service_path,
-            build_context=f"{BUILD_CONTEXT_FROM_STACK_DIR}/{spec.service_dir}",
-            command=spec.container_command,
-            migrate_command=spec.migrate_command,
+            app=app_options(spec),
+            build=build_context(spec, stack_id),
+            command=spec.app.command,
             cpu=spec.compute.cpu,
             memory_mib=spec.compute.memory_mib,
             min_instances=spec.scaling.min_instances,
             max_instances=spec.scaling.max_instances,
             concurrency=spec.scaling.concurrency,
-            health_check_path=spec.health_check_path,
             request_timeout_seconds=spec.compute.timeout_seconds,
-            environment={
-                "APP_NAME": spec.project,
-                **spec.environment,
-                **({"CORS_ORIGINS": ",".join(spec.cors_origins)} if spec.cors_origins else {}),
-            },
+            environment=environment(spec),
             extra_secrets=spec.secrets,
             public=spec.public,
             # The service and the job hold no data. Terraform's deletion protection on them would
@@ -67,7 +65,7 @@ class GcpServiceStack(TerraformStack):
             # deploy could not be retried; the data (Cloud SQL) keeps its own protection.
             deletion_protection=False,
             app_environment=spec.stage.value,
-            database=_database(spec),
+            database=_database(spec) if spec.app.database.enabled else None,
             # The cache is the only private destination: no VPC path without it.
             network=_network(spec) if spec.cache.enabled else None,
             cache=_cache(spec) if spec.cache.enabled else None,
@@ -86,6 +84,74 @@ class GcpServiceStack(TerraformStack):
                 value=self.service.storage.bucket.name,
                 description="Attachments bucket",
             )
+
+
+def app_options(spec: Spec) -> AppOptions:
+    """The spec's app section, as the construct takes it (stacks/aws_stack.py does the same)."""
+    app = spec.app
+    database = app.database
+    return AppOptions(
+        entrypoint=app.entrypoint,
+        factory=app.factory,
+        source_root=app.source_root,
+        dependencies=app.directory / app.dependencies if app.dependencies else None,
+        migrations=app.migrations.kind.value,
+        alembic_config=app.migrations.config,
+        migrate_command=app.migrations.command,
+        database=(
+            DatabaseSettings(
+                driver=database.driver,
+                settings=database.settings,
+                url_variable=database.url_variable,
+                url_scheme=database.url_scheme,
+                host_required=database.host_required,
+                parts=database.parts.model_dump(),
+            )
+            if database.enabled
+            else None
+        ),
+        secret_key_variable=app.secret_key_variable,
+        health_path=app.health_path,
+    )
+
+
+def build_context(spec: Spec, stack_id: str, *, staging_dir: Path | None = None) -> BuildContext:
+    """The app's own Dockerfile (``app.dockerfile``, else ``Dockerfile`` if the app has one) built
+    from ``app.build_context``; without one, a generated Dockerfile in a context staged outside
+    the app's directory, its requirements locked for the image in ``spec.lock_dir``."""
+    app = spec.app
+    dockerfile = app.dockerfile or ("Dockerfile" if (app.directory / "Dockerfile").is_file() else None)
+    if dockerfile is not None:
+        return own_build_context(
+            app.directory,
+            dockerfile=dockerfile,
+            context=app.build_context or ".",
+            deploy_base=ROOT / "cdktf.out" / "stacks" / stack_id,
+            deploy_prefix="${path.module}",
+        )
+    requirements = lock_image_requirements(
+        app.directory,
+        dependencies=app.directory / app.dependencies if app.dependencies else None,
+        lock_dir=spec.lock_dir,
+    )
+    options = app_options(spec)
+    return stage_build_context(
+        app.directory,
+        environment=options.entry_environment(),
+        requirements=requirements,
+        staging_dir=staging_dir or DEFAULT_STAGING_DIR,
+    )
+
+
+def environment(spec: Spec) -> dict[str, str]:
+    """The spec's variables; our sample's settings also read APP_NAME and CORS_ORIGINS."""
+    if spec.app.database.enabled and spec.app.database.settings == "secret-arns":
+        return {
+            "APP_NAME": spec.project,
+            **spec.environment,
+            **({"CORS_ORIGINS": ",".join(spec.cors_origins)} if spec.cors_origins else {}),
+        }
+    return dict(spec.environment)
 
 
 def _database(spec: Spec) -> CloudSqlOptions:

@@ -14,7 +14,6 @@ from typing import Any
 import cdktf
 import pytest
 
-from tests.conftest import SERVICE_DIR
 from tests.infra.gcp_synth import SynthesizedGcp, synth_gcp
 from tests.infra.test_gcp_stack import (
     ACCESSOR,
@@ -30,6 +29,7 @@ from tests.infra.test_gcp_stack import (
     has,
     member,
     ref,
+    sample_arguments,
     secret_address,
     service_account,
 )
@@ -509,8 +509,7 @@ def _service(stack_name: str, **options: Any) -> None:
         project=PROJECT,
         region=REGION,
         name="svc-test",
-        source_dir=SERVICE_DIR,
-        build_context="service",
+        **sample_arguments(),
         **options,
     )
 

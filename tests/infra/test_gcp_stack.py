@@ -43,6 +43,22 @@ PROJECT_GRANT = "google_project_iam_member"
 ACCESSOR = "roles/secretmanager.secretAccessor"
 
 
+def sample_arguments() -> dict[str, Any]:
+    """What a CloudRunService of our sample takes besides its name and place."""
+    from constructs_lib.app import AppOptions, DatabaseSettings
+    from constructs_lib.gcp.image import BuildContext
+
+    return {
+        "app": AppOptions(
+            entrypoint="webapi.main:create_app",
+            migrations="command",
+            migrate_command=("python", "-m", "webapi.migrate"),
+            database=DatabaseSettings(settings="secret-arns"),
+        ),
+        "build": BuildContext(directory=SERVICE_DIR, deploy_path="service"),
+    }
+
+
 def has(synth: SynthesizedGcp, kind: str, properties: dict[str, Any]) -> None:
     """cdktf.Testing.to_have_resource_with_properties: objects match as subsets, lists element-wise."""
     assert cdktf.Testing.to_have_resource_with_properties(synth.synth, kind, properties), (
@@ -207,7 +223,8 @@ def test_image_is_built_by_cloud_build_from_service_when_its_hash_changes(gcp_de
     # A new tag (or a new build config) replaces it: a new build.
     assert props["triggers_replace"]["image"] == image
     assert set(props["triggers_replace"]) == {"image", "config"}
-    assert f"--substitutions=_IMAGE={image}" in argv
+    # service/Dockerfile, at the root of its build context (service/).
+    assert f"--substitutions=_IMAGE={image},_DOCKERFILE=Dockerfile" in argv
     config = next(a for a in argv if a.startswith("--config="))
     assert config.endswith("/cloudbuild.yaml") and config.startswith("--config=${path.module}/assets/")
     bucket = ref(address_of(gcp_dev, "google_storage_bucket"), "name")
@@ -415,8 +432,13 @@ def test_scaling_and_concurrency_come_from_the_spec(
         )
 
 
-def test_container_cpu_memory_port_and_command(gcp_dev: SynthesizedGcp, gcp_variant: SynthesizedGcp) -> None:
+def test_container_cpu_memory_port_and_the_image_own_command(
+    gcp_dev: SynthesizedGcp, gcp_variant: SynthesizedGcp
+) -> None:
     for synth, cpu, memory in ((gcp_dev, "1", "1024Mi"), (gcp_variant, "2", "2048Mi")):
+        # No command: the image's CMD runs (service/Dockerfile's `python -m webapi.serve`).
+        assert synth.spec.app.command is None
+        assert "command" not in container(synth, SERVICE)
         has(
             synth,
             SERVICE,
@@ -424,7 +446,6 @@ def test_container_cpu_memory_port_and_command(gcp_dev: SynthesizedGcp, gcp_vari
                 "template": {
                     "containers": [
                         {
-                            "command": list(synth.spec.container_command),
                             "ports": {"container_port": 8080},
                             "resources": {
                                 "limits": {"cpu": cpu, "memory": memory},
@@ -772,7 +793,7 @@ def test_providers_are_configured_by_the_stack_only(gcp_dev: SynthesizedGcp) -> 
         ({"max_instances": 20}, "tier db-f1-micro allows 25 connections"),
         ({"min_instances": 5, "max_instances": 1}, "min_instances <= max_instances"),
         ({"concurrency": 0}, "concurrency must be 1..1000, got 0"),
-        ({"health_check_path": "health"}, "health_check_path must start with '/'"),
+        ({"command": []}, "command must not be empty"),
     ],
 )
 def test_construct_rejects_invalid_input(options: dict[str, Any], message: str) -> None:
@@ -783,8 +804,7 @@ def test_construct_rejects_invalid_input(options: dict[str, Any], message: str) 
         "project": PROJECT,
         "region": REGION,
         "name": "svc-test",
-        "source_dir": SERVICE_DIR,
-        "build_context": "service",
+        **sample_arguments(),
         **options,
     }
     with pytest.raises(ValueError, match=re.escape(message)):

@@ -243,13 +243,14 @@ def gcp_constructs_accept(spec: Spec) -> None:
         min_instances=spec.scaling.min_instances,
         max_instances=spec.scaling.max_instances,
         concurrency=spec.scaling.concurrency,
-        health_check_path=spec.health_check_path,
+        health_path=spec.app.health_path,
         new_subnet_cidr=network.subnet_cidr if network is not None and network.creates_network else None,
     )
-    database = _database(spec)
-    limits.pool_size(
-        tier=database.tier, max_instances=spec.scaling.max_instances, concurrency=spec.scaling.concurrency
-    )
+    if spec.app.database.enabled:
+        database = _database(spec)
+        limits.pool_size(
+            tier=database.tier, max_instances=spec.scaling.max_instances, concurrency=spec.scaling.concurrency
+        )
     if spec.cache.enabled:
         _cache(spec)
         assert "REDIS_URL" not in spec.secrets  # CloudRunService refuses it with the cache
