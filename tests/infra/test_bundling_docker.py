@@ -146,3 +146,21 @@ def test_docker_script_builds_what_the_local_build_builds(tmp_path: Path) -> Non
     assert not any(rel.startswith((".bundling-inputs", "bin/", "uvicorn")) for rel in theirs)
     assert "serverless_entry/__init__.py" in theirs and "entry.json" in theirs
     assert not any("stale" in rel for rel in theirs)
+
+
+def test_libraries_auditwheel_patched_are_not_stripped(tmp_path: Path) -> None:
+    """llvm-strip breaks what patchelf rewrote (psycopg2-binary's libpq and _psycopg would no
+    longer load): those keep their bytes, the others are stripped."""
+    from constructs_lib.aws.bundling.bytecode import patched_by_auditwheel
+
+    vendored = tmp_path / "psycopg2_binary.libs" / "libpq-a17e3caa.so.5.17"
+    vendored.parent.mkdir()
+    vendored.write_bytes(b"\x7fELF plain")
+    extension = tmp_path / "psycopg2" / "_psycopg.cpython-311-x86_64-linux-gnu.so"
+    extension.parent.mkdir()
+    extension.write_bytes(b"\x7fELF ... $ORIGIN/../psycopg2_binary.libs ...")
+    plain = tmp_path / "asyncpg" / "protocol.cpython-311-x86_64-linux-gnu.so"
+    plain.parent.mkdir()
+    plain.write_bytes(b"\x7fELF no rpath")
+    assert patched_by_auditwheel(vendored) and patched_by_auditwheel(extension)
+    assert not patched_by_auditwheel(plain)

@@ -24,11 +24,26 @@ def strip_debug_info(target_dir: Path) -> None:
     if tool is None:
         log.warning("no ELF strip tool (llvm-strip or GNU strip): extension modules keep their debug info")
         return
-    libraries = sorted(str(p) for p in target_dir.rglob("*.so*") if p.is_file() and not p.is_symlink())
+    libraries = sorted(
+        str(p)
+        for p in target_dir.rglob("*.so*")
+        if p.is_file() and not p.is_symlink() and not patched_by_auditwheel(p)
+    )
     for start in range(0, len(libraries), 100):
         subprocess.run(  # noqa: S603 - our own bundle's files
             [tool, "--strip-debug", *libraries[start : start + 100]], check=True, capture_output=True
         )
+
+
+def patched_by_auditwheel(library: Path) -> bool:
+    """A shared object that auditwheel rewrote with patchelf: a library it vendored (in a
+    ``<dist>.libs`` directory) or an extension module whose RPATH points there (``$ORIGIN``).
+    llvm-strip rewrites such files into ones the loader refuses ("ELF load command
+    address/offset not page-aligned", measured with psycopg2-binary 2.9.13), so they keep
+    their debug info."""
+    if any(parent.name.endswith(".libs") for parent in library.parents):
+        return True
+    return b"$ORIGIN" in library.read_bytes()
 
 
 def compileall_arguments(target_dir: str) -> list[str]:
