@@ -33,7 +33,8 @@ IMAGE_RETENTION = "2592000s"  # untagged and superseded images older than 30 day
 
 class ContainerImage(Part):
     """``repository``, ``build_service_account``, ``staging_bucket``, ``build`` (the Cloud
-    Build run) and ``image`` (its reference, tagged with ``source_hash`` of the context)."""
+    Build run of ``context``) and ``image`` (its reference, tagged with ``source_hash`` of the
+    context)."""
 
     def __init__(
         self,
@@ -48,6 +49,7 @@ class ContainerImage(Part):
     ) -> None:
         super().__init__(scope, construct_id)
         after_apis = list(depends_on)
+        self.context = context
         self.repository = flat(
             ar.ArtifactRegistryRepository(
                 self,
