@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from . import environment, migrate
 from .asgi import load_app
@@ -28,8 +29,12 @@ def serve() -> None:
     )
 
 
+def run_migrations() -> None:
+    log.info("migrations: %s", migrate.run())
+
+
 def main(argv: list[str]) -> None:
-    commands = {"serve": serve, "migrate": lambda: log.info("migrations: %s", migrate.run())}
+    commands: dict[str, Callable[[], None]] = {"serve": serve, "migrate": run_migrations}
     if len(argv) != 2 or argv[1] not in commands:
         raise SystemExit("usage: python -m serverless_fastapi_entry {serve,migrate}")
     logging.basicConfig(level=logging.INFO)

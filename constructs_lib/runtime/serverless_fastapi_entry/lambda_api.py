@@ -80,4 +80,4 @@ asyncio.get_event_loop().run_until_complete(lifespan.startup())
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return asgi_handler(event, context)  # type: ignore[arg-type]
+    return asgi_handler(event, context)
