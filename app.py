@@ -3,6 +3,9 @@
 ``python app.py aws`` is cdk.json's ``app``, ``python app.py gcp`` cdktf.json's. The stage
 comes from CDK context (``-c stage=prod``), else the STAGE environment variable, else the
 spec file (``deploy.yaml``).
+
+``python app.py init PATH [--spec deploy.yaml] [--force]`` detects the FastAPI app in PATH and
+writes the spec's ``app`` section (stacks/detect.py).
 """
 
 from __future__ import annotations
@@ -40,10 +43,21 @@ def synth_gcp() -> None:
     app.synth()
 
 
+def init(args: list[str]) -> int:
+    from stacks.detect import main as init_main
+
+    return init_main(args)
+
+
 def main(argv: list[str]) -> None:
     clouds = {"aws": synth_aws, "gcp": synth_gcp}
+    if len(argv) >= 2 and argv[1] == "init":
+        raise SystemExit(init(argv[2:]))
     if len(argv) != 2 or argv[1] not in clouds:
-        raise SystemExit(f"usage: python app.py {{{','.join(clouds)}}}")
+        raise SystemExit(
+            f"usage: python app.py {{{','.join(clouds)}}}\n"
+            "       python app.py init PATH [--spec FILE] [--force]"
+        )
     clouds[argv[1]]()
 
 

@@ -1,0 +1,1 @@
+"""A small shop: notes stored in PostgreSQL."""
