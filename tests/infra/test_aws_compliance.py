@@ -51,9 +51,8 @@ def test_every_nag_suppression_names_a_rule_and_a_reason(synthesized: Synthesize
         assert len(rule["reason"]) >= 40, rule
 
 
-@pytest.mark.slow
-def test_cfn_lint_with_serverless_rules(synthesized: SynthesizedAws, tmp_path: Path) -> None:
-    template = _template_file(synthesized, tmp_path)
+def cfn_lint_errors(template: Path) -> list[str]:
+    """cfn-lint with the serverless rules: its errors (rules E* and ES*), one line each."""
     result = subprocess.run(
         [
             str(CFN_LINT),
@@ -70,9 +69,13 @@ def test_cfn_lint_with_serverless_rules(synthesized: SynthesizedAws, tmp_path: P
         timeout=300,
     )
     # parseable: file:line:col:end-line:end-col:RULE:message; rules E* and ES* are errors.
-    errors = [line for line in result.stdout.splitlines() if line.split(":")[5].startswith("E")]
-    assert errors == [], "\n".join(errors)
-    assert result.returncode in (0, 4, 8, 12), result.stderr  # 2 = errors; 4/8 = warnings/informational
+    assert result.returncode in (0, 2, 4, 6, 8, 10, 12, 14), result.stderr  # bit flags; 1 = crashed
+    return [line for line in result.stdout.splitlines() if line.split(":")[5].startswith("E")]
+
+
+@pytest.mark.slow
+def test_cfn_lint_with_serverless_rules(synthesized: SynthesizedAws, tmp_path: Path) -> None:
+    assert cfn_lint_errors(_template_file(synthesized, tmp_path)) == []
 
 
 @pytest.mark.slow
