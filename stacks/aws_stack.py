@@ -7,7 +7,6 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from constructs_lib.app import AppOptions, DatabaseSettings
 from constructs_lib.aws.cache import CacheEngine, CacheOptions
 from constructs_lib.aws.database import DatabaseOptions
 from constructs_lib.aws.fastapi_lambda_service import FastApiLambdaService
@@ -57,7 +56,7 @@ class AwsServiceStack(Stack):
             self,
             "Service",
             code_path=spec.service_path,
-            app=app_options(spec),
+            app=spec.app.options(),
             bundle_drop_packages=spec.lambda_drop_packages,
             lock_dir=spec.lock_dir,
             architecture=ARCHITECTURES[spec.compute.architecture],
@@ -96,35 +95,6 @@ class AwsServiceStack(Stack):
             CfnOutput(self, "CacheSecretArn", value=self.service.cache.secret.secret_arn)
         if self.service.storage is not None:
             CfnOutput(self, "UploadsBucketName", value=self.service.storage.bucket_name)
-
-
-def app_options(spec: Spec) -> AppOptions:
-    """The spec's app section, as the construct takes it."""
-    app = spec.app
-    database = app.database
-    return AppOptions(
-        entrypoint=app.entrypoint,
-        factory=app.factory,
-        source_root=app.source_root,
-        dependencies=app.directory / app.dependencies if app.dependencies else None,
-        migrations=app.migrations.kind.value,
-        alembic_config=app.migrations.config,
-        migrate_command=app.migrations.command,
-        database=(
-            DatabaseSettings(
-                driver=database.driver,
-                settings=database.settings,
-                url_variable=database.url_variable,
-                url_scheme=database.url_scheme,
-                host_required=database.host_required,
-                parts=database.parts.model_dump(),
-            )
-            if database.enabled
-            else None
-        ),
-        secret_key_variable=app.secret_key_variable,
-        health_path=app.health_path,
-    )
 
 
 def removal_policy(spec: Spec) -> RemovalPolicy:

@@ -9,7 +9,6 @@ from cdktf_cdktf_provider_google.provider import GoogleProvider
 from cdktf_cdktf_provider_random.provider import RandomProvider
 from constructs import Construct
 
-from constructs_lib.app import AppOptions, DatabaseSettings
 from constructs_lib.gcp.cache import CacheOptions, RedisTier
 from constructs_lib.gcp.cloud_run_service import CloudRunService, CloudSqlOptions
 from constructs_lib.gcp.dockerfile import DEFAULT_STAGING_DIR, lock_image_requirements, stage_build_context
@@ -48,7 +47,7 @@ class GcpServiceStack(TerraformStack):
             project=spec.gcp.project,
             region=spec.gcp.region,
             name=spec.name,
-            app=app_options(spec),
+            app=spec.app.options(),
             build=build_context(spec, stack_id),
             command=spec.app.command,
             cpu=spec.compute.cpu,
@@ -86,35 +85,6 @@ class GcpServiceStack(TerraformStack):
             )
 
 
-def app_options(spec: Spec) -> AppOptions:
-    """The spec's app section, as the construct takes it (stacks/aws_stack.py does the same)."""
-    app = spec.app
-    database = app.database
-    return AppOptions(
-        entrypoint=app.entrypoint,
-        factory=app.factory,
-        source_root=app.source_root,
-        dependencies=app.directory / app.dependencies if app.dependencies else None,
-        migrations=app.migrations.kind.value,
-        alembic_config=app.migrations.config,
-        migrate_command=app.migrations.command,
-        database=(
-            DatabaseSettings(
-                driver=database.driver,
-                settings=database.settings,
-                url_variable=database.url_variable,
-                url_scheme=database.url_scheme,
-                host_required=database.host_required,
-                parts=database.parts.model_dump(),
-            )
-            if database.enabled
-            else None
-        ),
-        secret_key_variable=app.secret_key_variable,
-        health_path=app.health_path,
-    )
-
-
 def build_context(spec: Spec, stack_id: str, *, staging_dir: Path | None = None) -> BuildContext:
     """The app's own Dockerfile (``app.dockerfile``, else ``Dockerfile`` if the app has one) built
     from ``app.build_context``; without one, a generated Dockerfile in a context staged outside
@@ -134,7 +104,7 @@ def build_context(spec: Spec, stack_id: str, *, staging_dir: Path | None = None)
         dependencies=app.directory / app.dependencies if app.dependencies else None,
         lock_dir=spec.lock_dir,
     )
-    options = app_options(spec)
+    options = spec.app.options()
     return stage_build_context(
         app.directory,
         environment=options.entry_environment(),

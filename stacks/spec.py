@@ -26,7 +26,9 @@ from pydantic import (
     model_validator,
 )
 
-# Plain Python (no cdktf): Google Cloud's limits, shared with the constructs' backstops.
+# Plain Python (no CDK, no cdktf): the constructs' description of an app; Google Cloud's limits,
+# shared with the constructs' backstops.
+from constructs_lib.app import AppOptions, DatabaseSettings
 from constructs_lib.gcp import limits
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -388,6 +390,33 @@ class App(Model):
     @property
     def directory(self) -> Path:
         return (self.base_dir / self.path).resolve()
+
+    def options(self) -> AppOptions:
+        """This section as both clouds' constructs take it."""
+        database = self.database
+        return AppOptions(
+            entrypoint=self.entrypoint,
+            factory=self.factory,
+            source_root=self.source_root,
+            dependencies=self.directory / self.dependencies if self.dependencies else None,
+            migrations=self.migrations.kind.value,
+            alembic_config=self.migrations.config,
+            migrate_command=self.migrations.command,
+            database=(
+                DatabaseSettings(
+                    driver=database.driver,
+                    settings=database.settings,
+                    url_variable=database.url_variable,
+                    url_scheme=database.url_scheme,
+                    host_required=database.host_required,
+                    parts=database.parts.model_dump(),
+                )
+                if database.enabled
+                else None
+            ),
+            secret_key_variable=self.secret_key_variable,
+            health_path=self.health_path,
+        )
 
     def delivered_variables(self) -> set[str]:
         """The variables the deployment sets for the app: its database's and its signing key."""
