@@ -51,6 +51,7 @@ class AwsServiceStack(Stack):
             termination_protection=spec.database.deletion_protection,
             **kwargs,  # type: ignore[arg-type]
         )
+        self.spec = spec
         removal = removal_policy(spec)
         self.service = FastApiLambdaService(
             self,

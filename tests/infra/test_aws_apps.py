@@ -7,7 +7,6 @@ asset hash still covers each app's dependencies, locked for Lambda's arm64 / Pyt
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,30 +15,10 @@ import pytest
 from aws_cdk.assertions import Annotations, Match
 
 from constructs_lib.aws.fastapi_lambda_service import API_HANDLER, MIGRATE_HANDLER
-from tests.conftest import ROOT
+from stacks.spec import Spec
+from tests.example_specs import EXAMPLE_NAMES, detected_spec
 from tests.infra.conftest import CDK_CONTEXT, SKIP_BUNDLING
 from tests.infra.test_aws_compliance import cfn_lint_errors
-
-EXAMPLES = ROOT / "tests" / "examples"
-
-# The app sections `python app.py init` writes for them (tests/infra/test_detect.py checks that).
-APPS: dict[str, str] = {
-    "hello": "entrypoint: main:app\n  database:\n    enabled: false\n",
-    "factory_uv": (
-        "entrypoint: shop.app:create_app\n  factory: true\n  source_root: src\n  health_path: /healthz\n"
-        "  dependencies: pyproject.toml\n  migrations:\n    kind: alembic\n"
-    ),
-    "sync_sqlmodel": (
-        "entrypoint: app.main:app\n  health_path: /api/v1/utils/health-check/\n"
-        "  migrations:\n    kind: alembic\n  database:\n    driver: psycopg\n    host_required: true\n"
-    ),
-    "own_docker": (
-        "entrypoint: app.main:app\n  source_root: backend\n  dependencies: backend/requirements.txt\n"
-        "  dockerfile: backend/Dockerfile\n  health_path: /ping\n"
-        "  database:\n    driver: psycopg2\n    url_scheme: postgresql\n"
-    ),
-    "no_db": "entrypoint: app:application\n  health_path: /status\n  database:\n    enabled: false\n",
-}
 
 
 @dataclass
@@ -47,6 +26,10 @@ class Synthesized:
     name: str
     stack: Any
     json: dict[str, Any]
+
+    @property
+    def spec(self) -> Spec:
+        return self.stack.spec  # type: ignore[no-any-return]
 
     def functions(self) -> dict[str, dict[str, Any]]:
         return {
@@ -64,36 +47,27 @@ class Synthesized:
         return sum(1 for value in self.json["Resources"].values() if value["Type"] == kind)
 
 
-def spec_file(directory: Path, name: str) -> Path:
-    relative = os.path.relpath(EXAMPLES / name, directory)
-    path = directory / f"{name}.yaml"
-    path.write_text(f"project: {name.replace('_', '-')}\napp:\n  path: {relative}\n  {APPS[name]}")
-    return path
-
-
 @pytest.fixture(scope="session")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synthesized]:
+def synthesized() -> dict[str, Synthesized]:
     import aws_cdk as cdk
     from aws_cdk.assertions import Template
     from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 
     from stacks.aws_stack import AwsServiceStack
-    from stacks.spec import load_spec
 
-    directory = tmp_path_factory.mktemp("specs")
     app = cdk.App(context={**CDK_CONTEXT, **SKIP_BUNDLING})
     cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     cdk.Aspects.of(app).add(ServerlessChecks(verbose=True))
     stacks = {}
-    for name in APPS:
-        spec = load_spec(spec_file(directory, name))
+    for name in EXAMPLE_NAMES:
+        spec = detected_spec(name)
         stacks[name] = AwsServiceStack(app, f"{spec.name}-aws", spec=spec)
     return {
         name: Synthesized(name, stack, Template.from_stack(stack).to_json()) for name, stack in stacks.items()
     }
 
 
-@pytest.fixture(params=list(APPS))
+@pytest.fixture(params=EXAMPLE_NAMES)
 def example(request: pytest.FixtureRequest, synthesized: dict[str, Synthesized]) -> Synthesized:
     return synthesized[request.param]
 
@@ -101,15 +75,18 @@ def example(request: pytest.FixtureRequest, synthesized: dict[str, Synthesized])
 def test_each_app_is_served_by_the_runtime_entry(example: Synthesized) -> None:
     api = example.function(API_HANDLER)
     env = api["Environment"]["Variables"]
-    expected = APPS[example.name].split("entrypoint: ")[1].split("\n")[0]
-    assert env["FASTAPI_DEPLOY_ENTRYPOINT"] == expected
+    assert env["FASTAPI_DEPLOY_ENTRYPOINT"] == example.spec.app.entrypoint
     # Nothing of the example service's own settings reaches an app that does not read them.
     assert not {"ENVIRONMENT", "APP_NAME", "DATABASE_SECRET_ARN", "SECRET_KEY_SECRET_ARN"} & set(env)
-    assert "SECRET_KEY" in json.dumps(env["FASTAPI_DEPLOY_SECRETS"])
+    # A signing key only for an app that reads one (sync_sqlmodel's SECRET_KEY).
+    key = example.spec.app.secret_key_variable
+    assert ("FASTAPI_DEPLOY_SECRETS" in env) == (key is not None)
+    if key is not None:
+        assert env["FASTAPI_DEPLOY_SECRETS"]["Fn::Join"][1][0] == '{"' + key + '": "'
 
 
 def test_an_app_without_a_database_has_no_vpc_no_cluster_no_migrations(example: Synthesized) -> None:
-    has_database = "enabled: false" not in APPS[example.name]
+    has_database = example.spec.app.database.enabled
     for kind in ("AWS::EC2::VPC", "AWS::RDS::DBCluster", "AWS::EC2::VPCEndpoint"):
         assert (example.count(kind) > 0) == has_database, kind
     api = example.function(API_HANDLER)
@@ -118,7 +95,7 @@ def test_an_app_without_a_database_has_no_vpc_no_cluster_no_migrations(example: 
 
 
 def test_migrations_run_only_when_the_app_has_them(example: Synthesized) -> None:
-    migrates = "kind: alembic" in APPS[example.name]
+    migrates = example.spec.app.migrations.kind.value == "alembic"
     handlers = {p["Handler"] for p in example.functions().values()}
     assert (MIGRATE_HANDLER in handlers) == migrates
     assert (example.count("Custom::Trigger") == 1) == migrates

@@ -26,22 +26,23 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from constructs_lib.app import AppOptions, DatabaseSettings
+from constructs_lib.app import AppOptions
 from constructs_lib.aws.bundling import BundleTarget, Dependencies, build_bundle
 from constructs_lib.runtime import CONTAINER_REQUIREMENTS, ENTRY_DIR, ENTRY_PACKAGE, LAMBDA_REQUIREMENTS
 from constructs_lib.runtime.serverless_fastapi_entry.dburl import database_url
-from tests.conftest import ROOT, PostgresForTests
+from stacks.spec import Spec
+from tests.conftest import PostgresForTests
+from tests.example_specs import detected_spec
 from tests.runtime.test_entry import http_event
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = ROOT / "tests" / "examples"
 SECRET_KEY = "example-signing-key-" + "x" * 44
 DB_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db"
 KEY_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:key"
@@ -86,81 +87,48 @@ class Request:
 
 @dataclass(frozen=True)
 class Example:
-    """An example app, how its spec describes it, and what it must answer."""
+    """An example app and what it must answer; how it deploys is what `init` detects."""
 
     name: str
-    path: str  # the app's directory under tests/examples (what the Lambda bundle holds)
-    app: AppOptions
-    dependencies: str  # relative to path
-    health: str
+    health: str  # what init must have detected
     requests: tuple[Request, ...] = ()
     startups: str | None = None  # a route answering {"...": <lifespan starts>}
     own_cmd: tuple[str, ...] | None = None  # the Dockerfile's CMD, run from its WORKDIR
-    environment: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> Spec:
+        return detected_spec(self.name)
+
+    @property
+    def app(self) -> AppOptions:
+        return self.spec.app.options()
 
     @property
     def directory(self) -> Path:
-        return EXAMPLES / self.path
+        return self.spec.service_path
 
 
 EXAMPLE_LIST = [
-    Example(
-        "hello",
-        "hello",
-        AppOptions(entrypoint="main:app", database=None),
-        "requirements.txt",
-        "/health",
-        (Request("GET", "/"),),
-    ),
+    Example("hello", "/health", (Request("GET", "/"),)),
     Example(
         "factory_uv",
-        "factory_uv",
-        AppOptions(
-            entrypoint="shop.app:create_app",
-            factory=True,
-            source_root="src",
-            migrations="alembic",
-            database=DatabaseSettings(driver="asyncpg"),
-        ),
-        "pyproject.toml",
         "/healthz",
         (Request("POST", "/notes", {"text": "milk"}, 201), Request("GET", "/notes")),
         startups="/startups",
     ),
     Example(
         "sync_sqlmodel",
-        "sync_sqlmodel",
-        AppOptions(
-            entrypoint="app.main:app",
-            migrations="alembic",
-            database=DatabaseSettings(driver="psycopg", host_required=True),
-        ),
-        "requirements.txt",
         "/api/v1/utils/health-check/",
         (Request("POST", "/api/v1/items/", {"title": "milk"}, 201), Request("GET", "/api/v1/items/")),
         startups="/api/v1/utils/startups",
     ),
     Example(
         "own_docker",
-        "own_docker",
-        AppOptions(
-            entrypoint="app.main:app",
-            source_root="backend",
-            database=DatabaseSettings(driver="psycopg2", url_scheme="postgresql"),
-        ),
-        "backend/requirements.txt",
         "/ping",
         (Request("POST", "/visits", None, 201), Request("GET", "/visits")),
         own_cmd=("fastapi", "run", "app/main.py", "--port", "8080"),
     ),
-    Example(
-        "no_db",
-        "no_db",
-        AppOptions(entrypoint="app:application", database=None),
-        "requirements.txt",
-        "/status",
-        (Request("GET", "/echo/hi"),),
-    ),
+    Example("no_db", "/status", (Request("GET", "/echo/hi"),)),
 ]
 
 
@@ -175,13 +143,20 @@ def lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("locks")
 
 
-def install(example: Example, output: Path, lock_dir: Path, *, extra: tuple[str, ...]) -> Path:
+def install(
+    example: Example, output: Path, lock_dir: Path, *, extra: tuple[str, ...], drop: tuple[str, ...] = ()
+) -> Path:
     """The example's code and its locked dependencies for this machine, as the bundler lays them."""
     target = BundleTarget.host()
+    dependencies = example.app.dependencies
+    assert example.spec.app.health_path == example.health, "init detected another health route"
     build_bundle(
         output,
         source_dir=example.directory,
-        dependencies=Dependencies.from_path(example.directory / example.dependencies),
+        dependencies=Dependencies.from_path(dependencies)
+        if dependencies
+        else Dependencies.detect(example.directory),
+        drop_packages=drop,
         python_version=target.python_version,
         architecture=target.architecture,
         manylinux=target.manylinux,
@@ -224,7 +199,9 @@ def fake_aws(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def lambda_bundle(example: Example, lock_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     output = tmp_path_factory.mktemp(f"bundle-{example.name}") / "task"
-    return install(example, output, lock_dir, extra=LAMBDA_REQUIREMENTS)
+    return install(
+        example, output, lock_dir, extra=LAMBDA_REQUIREMENTS, drop=example.spec.lambda_drop_packages
+    )
 
 
 def lambda_environment(
@@ -242,9 +219,10 @@ def lambda_environment(
         "FAKE_SECRETS": str(secrets_file),
         "PGSSLMODE": "disable",  # the embedded server has no TLS; deployed, the entry sets verify-full
         **app.entry_environment(),
-        "FASTAPI_DEPLOY_SECRETS": json.dumps({"SECRET_KEY": KEY_ARN}),
         "FASTAPI_DEPLOY_MIGRATIONS": app.migrations_config(),
     }
+    if app.secret_key_variable is not None:
+        env["FASTAPI_DEPLOY_SECRETS"] = json.dumps({app.secret_key_variable: KEY_ARN})
     if app.database is not None and database is not None:
         env["FASTAPI_DEPLOY_DATABASE"] = json.dumps(
             app.database.entry_config(secret_arn=DB_ARN, database=database)
