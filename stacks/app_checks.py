@@ -68,9 +68,9 @@ def _entrypoint_problems(app: App, source: Source) -> list[str]:
         return [f"app.factory: false, but {app.entrypoint} is a function ({shown}): set app.factory true"]
     if binding.kind == "app" and app.factory is True:
         return [f"app.factory: true, but {app.entrypoint} is an app ({shown}): set app.factory false"]
-    # The default /health is not held against an app whose spec does not name a health path
-    # (a minimal spec, a quick try); a path the spec gives (init always writes one) must exist.
-    if binding.kind in ("app", "factory") and "health_path" in app.model_fields_set:
+    # The default /health too: Cloud Run's startup probe would fail the deploy on a path that
+    # does not answer.
+    if binding.kind in ("app", "factory"):
         scan = find_routes(source, app.module, app.attribute)
         problem = health_problem(app.health_path, scan)
         if problem:

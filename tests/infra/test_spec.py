@@ -177,7 +177,10 @@ def test_spec_names_another_file_for_both_clouds(tmp_path: Path, monkeypatch: py
 
 def app_spec(tmp_path: Path, app: str, *, files: dict[str, str] | None = None) -> Path:
     """A spec beside an app directory ``myapp`` holding ``files``."""
-    for name, text in (files or {"main.py": "from fastapi import FastAPI\napp = FastAPI()\n"}).items():
+    minimal = (
+        'from fastapi import FastAPI\napp = FastAPI()\n\n@app.get("/health")\ndef health():\n    return {}\n'
+    )
+    for name, text in (files or {"main.py": minimal}).items():
         target = tmp_path / "myapp" / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
@@ -232,3 +235,11 @@ def test_the_apps_delivered_variables_cannot_be_set_twice(tmp_path: Path) -> Non
     )
     with pytest.raises(SpecError, match="POSTGRES_DB"):
         load_spec(path, context={"spec.environment": "{POSTGRES_DB: other}"})
+
+
+def test_a_health_path_the_app_does_not_serve_fails_synth(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"app\.health_path: /healthz is not among the app's GET routes"):
+        load_spec(app_spec(tmp_path, "  path: myapp\n  entrypoint: main:app\n  health_path: /healthz\n"))
+    no_health = {"main.py": "from fastapi import FastAPI\napp = FastAPI()\n"}
+    with pytest.raises(SpecError, match=r"app\.health_path: /health is not among"):
+        load_spec(app_spec(tmp_path / "other", "  path: myapp\n  entrypoint: main:app\n", files=no_health))
