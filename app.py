@@ -58,7 +58,14 @@ def main(argv: list[str]) -> None:
             f"usage: python app.py {{{','.join(clouds)}}}\n"
             "       python app.py init PATH [--spec FILE] [--force]"
         )
-    clouds[argv[1]]()
+    from constructs_lib.aws.bundling import BundlingError
+    from stacks.spec import SpecError
+
+    try:
+        clouds[argv[1]]()
+    except (SpecError, BundlingError) as error:
+        # The message names the field (or the package) and what to do: no traceback around it.
+        raise SystemExit(f"{argv[1]} synth failed: {error}") from None
 
 
 if __name__ == "__main__":
