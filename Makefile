@@ -12,12 +12,13 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: help dev test lint format lock synth bench hostile clean
+.PHONY: help dev init test lint format lock synth bench hostile clean
 
 help:
 	@echo "make dev     run the service on http://127.0.0.1:8080 (embedded PostgreSQL unless DATABASE_URL is set)"
 	@echo "make test    the whole test suite"
 	@echo "make lint    ruff + mypy"
+	@echo "make init APP=../my-app   detect your FastAPI app, write its app section into deploy.yaml (SPEC=, FORCE=1)"
 	@echo "make synth   CloudFormation into cdk.out/, Terraform JSON into cdktf.out/ (STAGE=prod for prod)"
 	@echo "make bench   performance figures vs baselines (BENCH_ARGS=--quick for a smoke run)"
 	@echo "make hostile races, a sign-up flood, database outages: figures vs goals (HOSTILE_ARGS=--quick)"
@@ -41,6 +42,12 @@ node_modules/.installed: package.json package-lock.json
 
 dev: $(STAMP)
 	$(BIN)/python -m devtools.dev
+
+# `python app.py init PATH` in the project's environment: detects the app in APP, writes the
+# app section of deploy.yaml (or of SPEC), never replacing one without FORCE=1.
+init: $(STAMP)
+	@test -n "$(APP)" || { echo "usage: make init APP=path/to/your/app [SPEC=deploy.yaml] [FORCE=1]"; exit 2; }
+	$(BIN)/python app.py init "$(APP)" $(if $(SPEC),--spec "$(SPEC)") $(if $(FORCE),--force)
 
 test: $(STAMP) $(CHECKOV_STAMP) node_modules/.installed
 	$(BIN)/python -m pytest
