@@ -106,14 +106,19 @@ def checkov_readable(stack: dict[str, Any]) -> dict[str, Any]:
     return {**stack, "terraform": terraform}
 
 
-@pytest.fixture(scope="module")
-def checkov_report(stacks_dir: Path) -> list[dict[str, Any]]:
-    report, result = run_checkov(stacks_dir, "--config-file", str(CHECKOV_CONFIG))
-    failed = [
+def failed_checks(report: list[dict[str, Any]]) -> list[str]:
+    """Each failed check of a run_checkov report: id, file, resource and name."""
+    return [
         f"{check['check_id']} {check['file_path']} {check['resource']}: {check['check_name']}"
         for section in report
         for check in section["results"]["failed_checks"]
     ]
+
+
+@pytest.fixture(scope="module")
+def checkov_report(stacks_dir: Path) -> list[dict[str, Any]]:
+    report, result = run_checkov(stacks_dir, "--config-file", str(CHECKOV_CONFIG))
+    failed = failed_checks(report)
     assert failed == [], "\n".join(failed)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return report
