@@ -49,6 +49,7 @@ from constructs_lib.gcp.network import EgressNetwork, NetworkOptions
 from constructs_lib.gcp.run_service import CONTAINER_PORT, RunService
 from constructs_lib.gcp.secrets import SecretParts, readable_secret, ready
 from constructs_lib.gcp.storage import StorageOptions, UploadsBucket
+from constructs_lib.runtime import ALEMBIC_RUNNER_SOURCE
 from constructs_lib.runtime.serverless_fastapi_entry import MIGRATIONS_VARIABLE
 from constructs_lib.runtime.serverless_fastapi_entry.dburl import database_url
 
@@ -501,14 +502,17 @@ class CloudRunService(Construct):
         }
 
     def _migrate_command(self, build: BuildContext) -> list[str]:
-        """The job's command: our entry in a generated image (it applies Alembic's "database
-        newer than this code" rule); else the app's command, or Alembic's own CLI."""
+        """The job's command: our entry in a generated image; else the app's command, or our
+        Alembic runner given to the image's python (both apply the "database newer than this
+        code" rule)."""
         app = self.app
         if build.runs_entry:
             return list(ENTRY_MIGRATE)
         if app.migrations == "command":
             return list(app.migrate_command)
-        return ["alembic", "-c", app.alembic_config, "upgrade", "heads"]
+        # The app's own image does not hold the entry: the Alembic runner's source goes in the
+        # command itself (standard library + the app's Alembic), with the same rollback rule.
+        return ["python", "-c", ALEMBIC_RUNNER_SOURCE, app.alembic_config]
 
     def _secret(
         self,

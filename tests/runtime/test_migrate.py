@@ -11,7 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from constructs_lib.runtime import ENTRY_DIR
+from constructs_lib.runtime import ALEMBIC_RUNNER_SOURCE, ENTRY_DIR
 from tests.conftest import PostgresForTests
 
 DRIVER = (
@@ -117,6 +117,27 @@ def test_a_migration_command_runs_with_the_runtimes_python(tmp_path: Path) -> No
     assert (app / "ran.txt").read_text() == sys.executable
 
 
+def test_a_migration_script_imports_from_the_bundle_as_python_m_would(tmp_path: Path) -> None:
+    """``python scripts/seed.py``: the script's directory is not the bundle's root, yet the
+    bundle's packages (here ``shop`` under the source root ``src``, and a root module) import."""
+    app = tmp_path / "bundle"
+    (app / "scripts").mkdir(parents=True)
+    (app / "src" / "shop").mkdir(parents=True)
+    (app / "src" / "shop" / "__init__.py").write_text("NAME = 'shop'\n")
+    (app / "helper.py").write_text("VALUE = 42\n")
+    (app / "scripts" / "seed.py").write_text(
+        "import pathlib, helper, shop\npathlib.Path('seeded.txt').write_text(f'{shop.NAME} {helper.VALUE}')\n"
+    )
+    result = migrate(
+        app,
+        {"kind": "command", "command": ["python", "scripts/seed.py"]},
+        FASTAPI_DEPLOY_SOURCE_ROOT="src",
+        PYTHONPATH=str(ENTRY_DIR.parent),  # as Lambda's: the runtime's own path, not the bundle
+    )
+    assert result.returncode == 0, result.stderr
+    assert (app / "seeded.txt").read_text() == "shop 42"
+
+
 def test_a_failing_migration_command_fails_the_deploy(tmp_path: Path) -> None:
     app = tmp_path / "failing_app"
     app.mkdir()
@@ -129,3 +150,25 @@ def test_no_migrations_run_nothing(tmp_path: Path) -> None:
     result = migrate(tmp_path, {"kind": "none"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-1] == "none"
+
+
+def test_an_own_image_runs_the_alembic_runner_from_its_working_directory(
+    postgres: PostgresForTests, tmp_path: Path
+) -> None:
+    """What the Cloud Run job of an app's own image runs: ``python -c <alembic_runner source>
+    backend/alembic.ini`` from the image's WORKDIR (a monorepo's ``backend/``), no entry."""
+    url = postgres.database("entry_own_image")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    backend = alembic_app(repo)  # repo/alembic_app plays backend/, the image's WORKDIR
+    run = subprocess.run
+    argv = [sys.executable, "-c", ALEMBIC_RUNNER_SOURCE, "alembic_app/alembic.ini"]
+    env = {**os.environ, "DATABASE_URL": url}
+    first = run(argv, cwd=backend, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "migrations: upgraded" in first.stderr
+    assert postgres.local is not None
+    postgres.local.psql("UPDATE alembic_version SET version_num = '9999'", database="entry_own_image")
+    older = run(argv, cwd=backend, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert older.returncode == 0, older.stderr
+    assert "migrations: newer" in older.stderr

@@ -1,10 +1,5 @@
-"""The app's migrations, as the spec names them: Alembic, a command, or none.
-
-Alembic keeps the rollback rule of our own service: when the database is at a revision this
-code's scripts do not know, a newer deployment migrated it (an update rolling back, or a
-rollout that lost to a newer one): nothing is touched and the run succeeds, so the previous
-code keeps serving a schema that migrations only ever extend.
-"""
+"""The app's migrations, as the spec names them: Alembic (with the rollback rule of
+``alembic_runner``), a command, or none."""
 
 from __future__ import annotations
 
@@ -16,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import MIGRATIONS_VARIABLE
+from . import MIGRATIONS_VARIABLE, SOURCE_ROOT_VARIABLE, alembic_runner
 from .asgi import add_source_root
 
 log = logging.getLogger("serverless_fastapi_entry.migrate")
@@ -40,51 +35,26 @@ def run(config: dict[str, Any] | None = None, *, cwd: Path | None = None) -> str
         if command and command[0] in ("python", "python3"):
             command[0] = sys.executable
         log.info("running %s", command)
-        subprocess.run(command, cwd=cwd, check=True)  # noqa: S603 - the spec's own command
+        subprocess.run(command, cwd=cwd, check=True, env=child_environment(cwd))  # noqa: S603 - the spec's command
         return "ran"
     if kind == "alembic":
         return alembic_upgrade(cwd / config.get("config", "alembic.ini"))
     raise ValueError(f"{MIGRATIONS_VARIABLE}: unknown kind {kind!r}")
 
 
+def child_environment(root: Path) -> dict[str, str]:
+    """The command's environment: ours, with the app's import root and the bundle's root first
+    on PYTHONPATH, so that ``python scripts/migrate.py`` imports what ``python -m`` would
+    (Lambda's own PYTHONPATH names only its runtime). The bundle holds no console scripts: a
+    tool runs as ``python -m alembic ...``."""
+    source_root = os.environ.get(SOURCE_ROOT_VARIABLE, "")
+    paths = [str(root / source_root)] if source_root not in ("", ".") else []
+    paths += [str(root), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
+
+
 def alembic_upgrade(config_file: Path) -> str:
     add_source_root()
-    from alembic import command  # noqa: PLC0415 - the app's own dependency, only when it uses Alembic
-    from alembic.config import Config  # noqa: PLC0415
-    from alembic.runtime.environment import EnvironmentContext  # noqa: PLC0415
-    from alembic.script import ScriptDirectory  # noqa: PLC0415
-    from alembic.util.exc import CommandError  # noqa: PLC0415
-
     if not config_file.is_file():
         raise FileNotFoundError(f"no Alembic configuration at {config_file}")
-    os.chdir(config_file.parent)  # script_location is relative to the ini's directory
-    config = Config(str(config_file))
-    script = ScriptDirectory.from_config(config)
-    current: list[str] = []
-
-    def read_heads(revisions: Any, _context: Any) -> list[Any]:
-        # What `alembic current` reads, without resolving it (an unknown revision would raise).
-        current.extend(
-            str(r) for r in (revisions if isinstance(revisions, tuple | list) else [revisions]) if r
-        )
-        return []
-
-    # The database's revisions, read through the app's own env.py (its driver, its URL).
-    with EnvironmentContext(config, script, fn=read_heads, dont_mutate=True):
-        script.run_env()
-    unknown = []
-    for revision in current:
-        try:
-            if script.get_revision(revision) is None:
-                unknown.append(revision)
-        except CommandError:
-            unknown.append(revision)
-    if unknown:
-        log.warning(
-            "database is at a revision this code does not know (%s): a newer deployment migrated "
-            "it; nothing to do",
-            ", ".join(unknown),
-        )
-        return "newer"
-    command.upgrade(config, "heads")
-    return "upgraded"
+    return alembic_runner.upgrade(config_file)
