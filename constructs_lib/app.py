@@ -74,12 +74,15 @@ class AppOptions:
     database: DatabaseSettings | None = field(default_factory=DatabaseSettings)
     secret_key_variable: str | None = "SECRET_KEY"  # noqa: S105 - a variable name
     health_path: str = "/health"
+    port: int = 8080  # Cloud Run: the container's port ($PORT)
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*", self.entrypoint):
             raise ValueError(f"entrypoint must look like 'module:attribute', got {self.entrypoint!r}")
         if self.migrations == "command" and not self.migrate_command:
             raise ValueError("migrations 'command' needs migrate_command")
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"port must be 1..65535, got {self.port}")
         if self.migrations != "none" and self.database is None:
             raise ValueError(f"migrations {self.migrations!r} need a database (database is None)")
 

@@ -29,7 +29,7 @@ import tempfile
 import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, TextIO
 
 import yaml
@@ -1659,13 +1659,16 @@ def _dockerfile(path: Path, directory: Path, detection: Detection) -> Path | Non
     line = command.line if command is not None else entrypoint.line if entrypoint is not None else 0
     detection.found.append(f"the image's command: {shown_command} ({shown}:{line}), kept (app.command unset)")
     argv = [word for instruction in (entrypoint, command) if instruction for word in _argv(instruction.value)]
-    ports = _ports(argv)
-    if not any("PORT" in word for word in argv) and any(port != CLOUD_RUN_PORT for port in ports):
+    port, why = listening_port(argv)
+    if port is None:
         detection.to_decide.append(
-            f"app.command: the image listens on {', '.join(map(str, ports))}, Cloud Run sends requests to "
-            "$PORT "
-            f"({CLOUD_RUN_PORT}): set app.command, or make the CMD use $PORT"
+            f"app.port: cannot tell which port `{' '.join(argv)}` listens on; Cloud Run sends requests to "
+            f"app.port ({CLOUD_RUN_PORT} unless set) and sets $PORT to it"
         )
+    elif port != CLOUD_RUN_PORT:
+        detection.values["port"] = port
+        detection.comments["port"] = why
+        detection.found.append(f"port: {port}, {why}: Cloud Run sends requests there and sets $PORT to it")
     return outer
 
 
@@ -1700,6 +1703,24 @@ def _argv(value: str) -> list[str]:
         return shlex.split(value)
     except ValueError:
         return value.split()
+
+
+# What a server listens on when its command line names no port.
+SERVER_DEFAULT_PORTS = {"uvicorn": 8000, "fastapi": 8000, "gunicorn": 8000, "hypercorn": 8000}
+
+
+def listening_port(argv: list[str]) -> tuple[int | None, str]:
+    """The port the image's command listens on, and why: a flag, $PORT, or the server's default."""
+    ports = _ports(argv)
+    if ports:
+        return ports[0], "from the image's command"
+    if any("PORT" in word for word in argv):
+        return CLOUD_RUN_PORT, "the command reads $PORT"
+    for word in argv:
+        server = PurePath(word).name
+        if server in SERVER_DEFAULT_PORTS:
+            return SERVER_DEFAULT_PORTS[server], f"{server}'s default (the command names no port)"
+    return None, ""
 
 
 def _ports(argv: list[str]) -> list[int]:
@@ -1892,6 +1913,7 @@ SECTION_ORDER = (
     "dockerfile",
     "build_context",
     "command",
+    "port",
     "health_path",
     "lambda_drop",
     "migrations",

@@ -372,6 +372,12 @@ class App(Model):
     command: tuple[str, ...] | None = Field(
         None, description="Cloud Run: the container's command (default: the image's own CMD)"
     )
+    port: int = Field(
+        8080,
+        ge=1,
+        le=65535,
+        description="Cloud Run: the port the container listens on (it sets $PORT to it)",
+    )
     health_path: str = Field("/health", pattern=r"^/[\w\-./]*$")
     lambda_drop: tuple[str, ...] = Field(
         (), description="Locked distributions the Lambda bundle leaves out (the container's server, say)"
@@ -416,6 +422,7 @@ class App(Model):
             ),
             secret_key_variable=self.secret_key_variable,
             health_path=self.health_path,
+            port=self.port,
         )
 
     def delivered_variables(self) -> set[str]:

@@ -318,7 +318,37 @@ def test_a_dockerfile_listening_elsewhere_than_port(tmp_path: Path) -> None:
     )
     detection = detect(app)
     assert detection.values["dockerfile"] == "Dockerfile" and "build_context" not in detection.values
-    assert any("listens on 80" in item and "$PORT" in item for item in detection.to_decide)
+    # Cloud Run sends requests to the port the image listens on (and sets $PORT to it).
+    assert detection.values["port"] == 80
     # No route of its own: FastAPI's schema serves as the health path, and the user is told.
     assert detection.values["health_path"] == "/openapi.json"
     assert any(item.startswith("app.health_path") for item in detection.to_decide)
+
+
+@pytest.mark.parametrize(
+    ("cmd", "port"),
+    [
+        ('["fastapi", "run", "app/main.py"]', 8000),  # fastapi run's default
+        ('["uvicorn", "app.main:app", "--host", "0.0.0.0"]', 8000),  # uvicorn's
+        ('["sh", "-c", "uvicorn app.main:app --port $PORT"]', None),  # reads $PORT: 8080, unset
+        ('["uvicorn", "app.main:app", "--port", "9000"]', 9000),
+    ],
+)
+def test_the_port_the_image_listens_on(tmp_path: Path, cmd: str, port: int | None) -> None:
+    app = write_app(
+        tmp_path / "web",
+        {
+            "requirements.txt": "fastapi\nuvicorn\n",
+            "app/__init__.py": "",
+            "app/main.py": (
+                "from fastapi import FastAPI\n\napp = FastAPI()\n\n"
+                '@app.get("/health")\ndef h():\n    return {}\n'
+            ),
+            "Dockerfile": f"FROM python:3.12-slim\nCOPY . /code\nWORKDIR /code\nCMD {cmd}\n",
+        },
+    )
+    detection = detect(app)
+    assert detection.values.get("port") == port
+    spec_file = tmp_path / "deploy.yaml"
+    assert run_init(app, spec_file)[0] == 0
+    assert load_spec(spec_file).app.port == (port or 8080)
