@@ -9,10 +9,11 @@ before the new code takes traffic. The app's code is unchanged: the runtime entr
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Stack, triggers
+from aws_cdk import Duration, RemovalPolicy, Stack, Token, triggers
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -164,6 +165,8 @@ class FastApiLambdaService(Construct):
         # The cache and the bucket serve requests: only the API function gets them (and their
         # settings), the migration function stays as it is.
         api_env.update(self._backing_services(cache, storage, subnets=subnets, own_vpc=vpc is None))
+        for function_env in (api_env, migrate_env):
+            check_environment_size(function_env)
 
         # Mangum serves the app on Lambda: an ASGI server in the requirements (for a container)
         # would only add to the zip and the cold start. The runtime entry goes in beside the app.
@@ -487,6 +490,30 @@ def s3_prefix_list_id(scope: Construct) -> str:
             "only form IAM accepts); it reads prefix list metadata only.",
         )
     return lookup.get_response_field("PrefixLists.0.PrefixListId")
+
+
+# Lambda: "The total size of all environment variables doesn't exceed 4 KB" (keys and values).
+LAMBDA_ENVIRONMENT_LIMIT = 4096
+# What a deploy-time value (an ARN, an endpoint) may take once resolved: a secret's ARN is
+# about 100 characters (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6>).
+RESOLVED_TOKEN_ESTIMATE = 128
+
+
+def check_environment_size(environment: Mapping[str, str]) -> None:
+    """Refuse at synth what Lambda would refuse at deploy: variables over 4 KB in all. A value
+    known only at deploy counts for RESOLVED_TOKEN_ESTIMATE per token in it."""
+    total = 0
+    for key, value in environment.items():
+        tokens = Token.is_unresolved(value)
+        literal = re.sub(r"\$\{Token\[[^\]]*\]\}", "", value) if tokens else value
+        count = len(re.findall(r"\$\{Token\[", value)) or int(tokens)
+        total += len(key.encode()) + len(literal.encode()) + count * RESOLVED_TOKEN_ESTIMATE
+    if total > LAMBDA_ENVIRONMENT_LIMIT:
+        raise ValueError(
+            f"environment: the function's variables would take about {total} bytes, over Lambda's "
+            f"{LAMBDA_ENVIRONMENT_LIMIT} (4 KB, names and values together): move large values to "
+            "secrets or to files in the app"
+        )
 
 
 def _private_subnets(vpc: ec2.IVpc) -> ec2.SubnetSelection:

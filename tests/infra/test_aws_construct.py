@@ -310,3 +310,11 @@ def test_an_app_without_a_database_or_cache_runs_outside_any_vpc() -> None:
         "SECRET_KEY_SECRET_ARN",
         "DB_CONNECT_TIMEOUT_SECONDS",
     } & set(env)
+
+
+def test_variables_over_lambdas_4_kb_fail_at_synth() -> None:
+    """Lambda refuses a function whose variables exceed 4 KB in all: synth says so first,
+    counting each deploy-time ARN at its resolved length."""
+    with pytest.raises(ValueError, match=r"environment: .* over Lambda's 4096"):
+        build(environment={"CONFIG": "x" * 3600})
+    build(environment={"CONFIG": "x" * 1500})  # the sample's own variables leave room for this
