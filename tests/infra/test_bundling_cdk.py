@@ -125,3 +125,15 @@ def test_cdk_asset_with_a_lock_and_extra_sources_elsewhere(tmp_path: Path) -> No
     # CDK hashes the bundling options (the Docker command) with the content hash: equal keys
     # say the command names no host path.
     assert keys["one"] == keys["two"]
+
+
+def test_a_spec_kept_in_the_app_stays_out_of_the_bundle(tmp_path: Path) -> None:
+    """`make init APP=x SPEC=x/deploy.yaml` puts the spec and its locks in the app's directory:
+    neither is the app's code (a scaling change must not change the bundle or the image)."""
+    from constructs_lib.aws.bundling.source import source_files
+
+    (tmp_path / "main.py").write_text("app = None\n")
+    (tmp_path / "deploy.yaml").write_text("project: x\n")
+    (tmp_path / ".deploy-locks").mkdir()
+    (tmp_path / ".deploy-locks" / "requirements-cp314-arm64-0.txt").write_text("fastapi==1\n")
+    assert [str(p) for p in source_files(tmp_path)] == ["main.py"]

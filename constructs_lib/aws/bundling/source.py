@@ -49,6 +49,10 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
     "requirements*.in",
     "requirements*.txt",
     "Makefile",
+    # the deployment's own files, when the spec lives in the app's directory: a spec change must
+    # not change the code, and the locks are the installed dependencies' inputs
+    "deploy.yaml",
+    ".deploy-locks",
     # documentation
     "*.md",
     "*.rst",
