@@ -9,6 +9,7 @@ from cdktf_cdktf_provider_google.provider import GoogleProvider
 from cdktf_cdktf_provider_random.provider import RandomProvider
 from constructs import Construct
 
+from constructs_lib.gcp import limits
 from constructs_lib.gcp.cache import CacheOptions, RedisTier
 from constructs_lib.gcp.cloud_run_service import CloudRunService, CloudSqlOptions
 from constructs_lib.gcp.dockerfile import DEFAULT_STAGING_DIR, lock_image_requirements, stage_build_context
@@ -41,6 +42,7 @@ class GcpServiceStack(TerraformStack):
             LocalBackend(self, path=f"{PROJECT_ROOT_FROM_STACK_DIR}/terraform.{stack_id}.tfstate")
         # The write-only attributes (password_wo, secret_data_wo) need Terraform 1.11.
         self.add_override("terraform.required_version", ">= 1.11")
+        _check_sql_proxy_room(spec)
         self.service = CloudRunService(
             self,
             "service",
@@ -122,6 +124,21 @@ def environment(spec: Spec) -> dict[str, str]:
             **({"CORS_ORIGINS": ",".join(spec.cors_origins)} if spec.cors_origins else {}),
         }
     return dict(spec.environment)
+
+
+def _check_sql_proxy_room(spec: Spec) -> None:
+    """An app reading its database in parts gets the Cloud SQL Auth Proxy beside it on Cloud Run:
+    the instance's CPU and memory must hold both (named by the spec's fields)."""
+    if not (spec.app.database.enabled and spec.app.database.settings == "parts"):
+        return
+    problem = limits.sql_proxy_resources_error(
+        cpu=spec.compute.cpu,
+        memory_mib=spec.compute.memory_mib,
+        cpu_field="compute.cpu",
+        memory_field="compute.memory_mib",
+    )
+    if problem:
+        raise ValueError(problem)
 
 
 def _database(spec: Spec) -> CloudSqlOptions:

@@ -14,6 +14,9 @@ How the app reads its database (``AppOptions.database``):
 
 * ``url``/``parts``: the variables it names (its driver's Unix-socket URL form, or POSTGRES_*
   parts), from Secret Manager; the service and the migrations both connect as the built-in user.
+  Parts name a host and a port, which an app validates as a URL host (a /cloudsql socket path is
+  refused): those apps reach the instance through the Cloud SQL Auth Proxy sidecar on
+  127.0.0.1:5432 (constructs_lib/gcp/sql_proxy.py), the others through the /cloudsql volume.
 * ``secret-arns`` (our sample): two identities, two database roles. The migration job runs as
   its own service account and connects as the built-in user that owns the schema; the service
   connects as ``app_service``, a role the sample's migrations create with the privileges it
@@ -48,6 +51,7 @@ from constructs_lib.gcp.names import account_id, slug
 from constructs_lib.gcp.network import EgressNetwork, NetworkOptions
 from constructs_lib.gcp.run_service import CONTAINER_PORT, RunService
 from constructs_lib.gcp.secrets import SecretParts, readable_secret, ready
+from constructs_lib.gcp.sql_proxy import SQL_PROXY_ADDRESS
 from constructs_lib.gcp.storage import StorageOptions, UploadsBucket
 from constructs_lib.runtime import ALEMBIC_RUNNER_SOURCE
 from constructs_lib.runtime.serverless_fastapi_entry import MIGRATIONS_VARIABLE
@@ -112,7 +116,9 @@ class CloudRunService(Construct):
     (MigrationJob: ``job``, ``run``); ``run`` (RunService: ``service``, ``invoker``), ``url``;
     with their options: ``network`` (Direct VPC egress of the service), ``cache`` (needs
     ``network``), ``storage``. A part the app does not need is None: no database
-    (``app.database`` None), no migrations (``app.migrations`` none)."""
+    (``app.database`` None), no migrations (``app.migrations`` none). ``sql_proxy``: the service
+    and the job reach the database through the Cloud SQL Auth Proxy sidecar (apps reading it in
+    parts), not the /cloudsql volume."""
 
     def __init__(
         self,
@@ -142,6 +148,7 @@ class CloudRunService(Construct):
         storage: StorageOptions | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.sql_proxy = app.database is not None and app.database.settings == "parts"
         _validate(
             name=name,
             cpu=cpu,
@@ -151,6 +158,7 @@ class CloudRunService(Construct):
             concurrency=concurrency,
             health_path=app.health_path,
             new_subnet_cidr=network.subnet_cidr if network is not None and network.creates_network else None,
+            sql_proxy=self.sql_proxy,
         )
         if cache is not None and network is None:
             raise ValueError("cache needs network: Memorystore has a private address only")
@@ -300,6 +308,7 @@ class CloudRunService(Construct):
                 environment=settings.job_env,
                 secrets=self.migrate_secrets,
                 connection_name=connection_name,
+                sql_proxy=self.sql_proxy,
                 deletion_protection=deletion_protection,
                 depends_on=[
                     self.container_image.build,
@@ -330,6 +339,7 @@ class CloudRunService(Construct):
             environment=settings.service_env,
             secrets=self.secrets,
             connection_name=connection_name,
+            sql_proxy=self.sql_proxy,
             network=self.network,
             public=public,
             deletion_protection=deletion_protection,
@@ -456,9 +466,10 @@ class CloudRunService(Construct):
         password = database.owner_password.result
         settings = _Settings()
         if how.settings == "parts":
+            # The Cloud SQL Auth Proxy sidecar's TCP listener (see sql_proxy.py).
             parts = how.parts
             plain = {
-                parts["host"]: database.socket_dir,
+                parts["host"]: SQL_PROXY_ADDRESS,
                 parts["port"]: str(POSTGRES_PORT),
                 parts["user"]: options.user_name,
                 parts["database"]: options.database_name,
@@ -547,10 +558,14 @@ def _validate(
     concurrency: int,
     health_path: str,
     new_subnet_cidr: str | None = None,
+    sql_proxy: bool = False,
 ) -> None:
     if not re.fullmatch(r"[a-z][a-z0-9-]{1,40}[a-z0-9]", name):
         raise ValueError(f"name must be 3-42 lowercase letters, digits or hyphens, got {name!r}")
     problem = limits.cloud_run_resources_error(cpu=cpu, memory_mib=memory_mib)
+    if problem:
+        raise ValueError(problem)
+    problem = limits.sql_proxy_resources_error(cpu=cpu, memory_mib=memory_mib) if sql_proxy else None
     if problem:
         raise ValueError(problem)
     if not 0 <= min_instances <= max_instances:

@@ -51,6 +51,45 @@ def cloud_run_resources_error(
     return None
 
 
+# --- Cloud Run: the Cloud SQL Auth Proxy sidecar --------------------------------------------
+# Apps that read the database in parts get the proxy beside them (constructs_lib/gcp/sql_proxy.py).
+# Each container has its own limits and Cloud Run checks their sum: its refusal "Total cpu < 1 is
+# not supported with concurrency > 1" is about the total, and Google's own multi-container sample
+# (GoogleCloudPlatform/cloud-run-samples, multi-container/hello-nginx-sample/service.yaml) runs a
+# 500m ingress container beside a 1000m sidecar at the default concurrency. So a fractional
+# sidecar in a service is allowed; a job needs at least 1 CPU (.../jobs/cpu), which we give the
+# job's proxy outright. Memory: 512 MiB, the smallest instance memory of the second generation.
+# What the sum must still respect, checked conservatively: at most 8 CPUs for the instance, and
+# the app's memory plus the proxy's within what the app's own CPU count allows (the memory table
+# read for the sum, without crediting the proxy's half CPU).
+SQL_PROXY_SERVICE_CPU = "500m"
+SQL_PROXY_SERVICE_MILLICPU = 500
+SQL_PROXY_JOB_CPU = "1"
+SQL_PROXY_MEMORY_MIB = 512
+CLOUD_RUN_MAX_CPUS = max(CLOUD_RUN_CPUS)
+
+
+def sql_proxy_resources_error(
+    *, cpu: int, memory_mib: int, cpu_field: str = "cpu", memory_field: str = "memory_mib"
+) -> str | None:
+    """Why the app's CPU and memory leave no room for the Cloud SQL Auth Proxy sidecar; else None."""
+    if cpu * 1000 + SQL_PROXY_SERVICE_MILLICPU > CLOUD_RUN_MAX_CPUS * 1000:
+        return (
+            f"{cpu_field} {cpu} leaves no room for the Cloud SQL Auth Proxy sidecar (0.5 CPU), which apps "
+            f"reading the database in parts get: an instance's containers share at most "
+            f"{CLOUD_RUN_MAX_CPUS} CPUs; use {cpu_field} 6 or less"
+        )
+    problem = cloud_run_resources_error(
+        cpu=cpu, memory_mib=memory_mib + SQL_PROXY_MEMORY_MIB, cpu_field=cpu_field, memory_field=memory_field
+    )
+    if problem:
+        return (
+            f"{memory_field} {memory_mib} plus {SQL_PROXY_MEMORY_MIB} MiB for the Cloud SQL Auth Proxy "
+            f"sidecar (apps reading the database in parts) is too much for {cpu_field} {cpu}: {problem}"
+        )
+    return None
+
+
 # --- Cloud SQL for PostgreSQL: connections ----------------------------------------------
 # Default max_connections by tier memory: cloud.google.com/sql/docs/postgres/quotas
 # ("Maximum concurrent connections") and the max_connections entry of

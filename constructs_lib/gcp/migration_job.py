@@ -12,11 +12,17 @@ from constructs import Construct
 
 from constructs_lib.gcp.addresses import Part, flat
 from constructs_lib.gcp.containers import cloudsql_mounts, cloudsql_volumes, env_entries
+from constructs_lib.gcp.sql_proxy import SQL_PROXY_CONTAINER, job_proxy_container, quit_after
+
+# The job's own container, named once the proxy is beside it.
+MIGRATE_CONTAINER = "migrate"
 
 
 class MigrationJob(Part):
     """``job`` (``<name>-migrate``, run as ``service_account``) and ``run``, its execution:
-    replaced, so run again, whenever ``image`` changes; a failure fails the deploy."""
+    replaced, so run again, whenever ``image`` changes; a failure fails the deploy. With
+    ``sql_proxy`` the instance is reached through the Cloud SQL Auth Proxy sidecar instead of the
+    /cloudsql volume, and ``command`` stops the proxy once it has exited (the task then ends)."""
 
     def __init__(
         self,
@@ -34,8 +40,11 @@ class MigrationJob(Part):
         connection_name: str | None,
         deletion_protection: bool,
         depends_on: Sequence[ITerraformDependable],
+        sql_proxy: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
+        proxy = connection_name if sql_proxy else None
+        socket = None if sql_proxy else connection_name
         self.job = flat(
             run_job.CloudRunV2Job(
                 self,
@@ -52,8 +61,10 @@ class MigrationJob(Part):
                         timeout="600s",
                         containers=[
                             run_job.CloudRunV2JobTemplateTemplateContainers(
+                                name=MIGRATE_CONTAINER if proxy is not None else None,
+                                depends_on=[SQL_PROXY_CONTAINER] if proxy is not None else None,
                                 image=image,
-                                command=list(command),
+                                command=quit_after(command) if proxy is not None else list(command),
                                 env=env_entries(
                                     environment,
                                     secrets,
@@ -62,13 +73,14 @@ class MigrationJob(Part):
                                     ref=run_job.CloudRunV2JobTemplateTemplateContainersEnvValueSourceSecretKeyRef,
                                 ),
                                 volume_mounts=cloudsql_mounts(
-                                    connection_name,
+                                    socket,
                                     mount=run_job.CloudRunV2JobTemplateTemplateContainersVolumeMounts,
                                 ),
-                            )
+                            ),
+                            *([job_proxy_container(proxy)] if proxy is not None else []),
                         ],
                         volumes=cloudsql_volumes(
-                            connection_name,
+                            socket,
                             volume=run_job.CloudRunV2JobTemplateTemplateVolumes,
                             instance=run_job.CloudRunV2JobTemplateTemplateVolumesCloudSqlInstance,
                         ),

@@ -13,6 +13,7 @@ from constructs import Construct
 from constructs_lib.gcp.addresses import Part, flat
 from constructs_lib.gcp.containers import cloudsql_mounts, cloudsql_volumes, env_entries
 from constructs_lib.gcp.network import EgressNetwork
+from constructs_lib.gcp.sql_proxy import APP_CONTAINER, SQL_PROXY_CONTAINER, service_proxy_container
 
 CONTAINER_PORT = 8080
 
@@ -20,7 +21,8 @@ CONTAINER_PORT = 8080
 class RunService(Part):
     """``service`` (the image's own command unless ``command`` is given; probes on
     ``health_path``; Cloud Run sets PORT to ``CONTAINER_PORT``) and ``invoker`` (allUsers, when
-    ``public``; else None)."""
+    ``public``; else None). The instance ``connection_name`` is reached through the /cloudsql
+    volume, or with ``sql_proxy`` through the Cloud SQL Auth Proxy sidecar on 127.0.0.1."""
 
     def __init__(
         self,
@@ -47,8 +49,11 @@ class RunService(Part):
         public: bool,
         deletion_protection: bool,
         depends_on: Sequence[ITerraformDependable],
+        sql_proxy: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
+        proxy = connection_name if sql_proxy else None
+        socket = None if sql_proxy else connection_name
         self.service = flat(
             run.CloudRunV2Service(
                 self,
@@ -68,6 +73,9 @@ class RunService(Part):
                     ),
                     containers=[
                         run.CloudRunV2ServiceTemplateContainers(
+                            # Named, and started after the proxy, when the proxy is beside it.
+                            name=APP_CONTAINER if proxy is not None else None,
+                            depends_on=[SQL_PROXY_CONTAINER] if proxy is not None else None,
                             image=image,
                             command=list(command) if command is not None else None,
                             ports=run.CloudRunV2ServiceTemplateContainersPorts(container_port=CONTAINER_PORT),
@@ -100,12 +108,13 @@ class RunService(Part):
                                 timeout_seconds=5,
                             ),
                             volume_mounts=cloudsql_mounts(
-                                connection_name, mount=run.CloudRunV2ServiceTemplateContainersVolumeMounts
+                                socket, mount=run.CloudRunV2ServiceTemplateContainersVolumeMounts
                             ),
-                        )
+                        ),
+                        *([service_proxy_container(proxy)] if proxy is not None else []),
                     ],
                     volumes=cloudsql_volumes(
-                        connection_name,
+                        socket,
                         volume=run.CloudRunV2ServiceTemplateVolumes,
                         instance=run.CloudRunV2ServiceTemplateVolumesCloudSqlInstance,
                     ),

@@ -11,6 +11,9 @@ import json
 import os
 import re
 import shutil
+import socket as socket_module
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +51,34 @@ def synth_spec(spec_dir: Path, document: dict[str, Any], stack_id: str = "apps-g
     return SynthesizedGcp(spec=spec, stack=stack, synth=synthesized, json=json.loads(synthesized))
 
 
+def containers(synth: SynthesizedGcp, kind: str) -> list[dict[str, Any]]:
+    _, resource = synth.single(kind)
+    template = resource["template"] if kind == SERVICE else resource["template"]["template"]
+    found: list[dict[str, Any]] = template["containers"]
+    return found
+
+
+def app_container(synth: SynthesizedGcp, kind: str) -> dict[str, Any]:
+    """The app's container; the only other one there may be is the Cloud SQL Auth Proxy."""
+    from constructs_lib.gcp.sql_proxy import SQL_PROXY_CONTAINER
+
+    apps = [c for c in containers(synth, kind) if c.get("name") != SQL_PROXY_CONTAINER]
+    assert len(apps) == 1
+    return apps[0]
+
+
+def proxy_container(synth: SynthesizedGcp, kind: str) -> dict[str, Any]:
+    from constructs_lib.gcp.sql_proxy import SQL_PROXY_CONTAINER
+
+    proxies = [c for c in containers(synth, kind) if c.get("name") == SQL_PROXY_CONTAINER]
+    assert len(proxies) == 1
+    return proxies[0]
+
+
 def env_of(synth: SynthesizedGcp, kind: str) -> dict[str, Any]:
     return {
         entry["name"]: entry.get("value", entry.get("value_source"))
-        for entry in container(synth, kind)["env"]
+        for entry in app_container(synth, kind)["env"]
     }
 
 
@@ -70,9 +97,13 @@ def owner_password(synth: SynthesizedGcp) -> str:
     return password
 
 
-def socket(synth: SynthesizedGcp) -> str:
+def connection_name(synth: SynthesizedGcp) -> str:
     name, _ = synth.single("google_sql_database_instance")
-    return f"/cloudsql/{ref(f'google_sql_database_instance.{name}', 'connection_name')}"
+    return ref(f"google_sql_database_instance.{name}", "connection_name")
+
+
+def socket(synth: SynthesizedGcp) -> str:
+    return f"/cloudsql/{connection_name(synth)}"
 
 
 # --- own Dockerfile, built from the repository's root --------------------------------------
@@ -247,8 +278,8 @@ def test_generated_dockerfile_serves_the_app_through_the_entry(
     _, _, argv = provisioned(synth, "gcloud builds submit")
     assert argv[3].startswith("${path.module}/assets/")
     assert next(a for a in argv if a.startswith("--substitutions=")).endswith(",_DOCKERFILE=Dockerfile")
-    assert "command" not in container(synth, SERVICE)
-    probe = container(synth, SERVICE)["startup_probe"]["http_get"]
+    assert "command" not in app_container(synth, SERVICE)
+    probe = app_container(synth, SERVICE)["startup_probe"]["http_get"]
     assert probe["path"] == "/healthz"
 
 
@@ -275,7 +306,12 @@ def test_generated_image_migrates_through_the_entry(
     generated: tuple[SynthesizedGcp, Path, dict[str, float]],
 ) -> None:
     synth, _, _ = generated
-    assert container(synth, JOB)["command"] == ["python", "-m", "serverless_fastapi_entry", "migrate"]
+    from constructs_lib.gcp.sql_proxy import quit_after
+
+    # Run by the wrapper that stops the Cloud SQL Auth Proxy once the migrations have exited.
+    assert app_container(synth, JOB)["command"] == quit_after(
+        ["python", "-m", "serverless_fastapi_entry", "migrate"]
+    )
     migrations = json.loads(env_of(synth, JOB)["FASTAPI_DEPLOY_MIGRATIONS"])
     assert migrations == {"kind": "alembic", "config": "alembic.ini"}
 
@@ -286,11 +322,183 @@ def test_database_parts_and_the_named_secret_key(
     synth, _, _ = generated
     for kind in (SERVICE, JOB):
         env = env_of(synth, kind)
-        assert env["POSTGRES_SERVER"] == socket(synth)
+        # A TCP host a URL validator takes: the Cloud SQL Auth Proxy sidecar (pydantic refuses
+        # the /cloudsql/<connection> socket path as a host).
+        assert env["POSTGRES_SERVER"] == "127.0.0.1"
         assert (env["POSTGRES_PORT"], env["POSTGRES_USER"], env["POSTGRES_DB"]) == ("5432", "app", "app")
         assert secret_value(synth, kind, "POSTGRES_PASSWORD") == owner_password(synth)
         assert re.fullmatch(r"\$\{random_password\.[\w-]+\.result\}", secret_value(synth, kind, "APP_SECRET"))
         assert "SECRET_KEY" not in env and "DATABASE_URL" not in env
+
+
+# --- apps reading the database in parts: the Cloud SQL Auth Proxy sidecar ----------------------
+
+PROXY_IMAGE = re.compile(r"gcr\.io/cloud-sql-connectors/cloud-sql-proxy:2\.\d+\.\d+")
+
+
+def assert_proxy_beside(synth: SynthesizedGcp, kind: str, app_name: str) -> dict[str, Any]:
+    """The proxy on 127.0.0.1:5432 for this instance, its /startup probe gating the app's
+    container (which alone keeps ports, and has no /cloudsql volume); returns the proxy."""
+    assert [c.get("name") for c in containers(synth, kind)] == [app_name, "cloud-sql-proxy"]
+    app, proxy = app_container(synth, kind), proxy_container(synth, kind)
+    assert app["depends_on"] == ["cloud-sql-proxy"]
+    assert PROXY_IMAGE.fullmatch(proxy["image"]), proxy["image"]
+    args = proxy["args"]
+    assert args[0] == connection_name(synth)
+    assert {"--address=127.0.0.1", "--port=5432", "--health-check", "--http-address=0.0.0.0"} <= set(args)
+    assert "--http-port=9801" in args
+    probe = proxy["startup_probe"]
+    assert probe["http_get"] == {"path": "/startup", "port": 9801}
+    assert probe["timeout_seconds"] < probe["period_seconds"]
+    assert "ports" not in proxy and "env" not in proxy
+    assert proxy["resources"]["limits"]["memory"] == "512Mi"
+    _, resource = synth.single(kind)
+    template = resource["template"] if kind == SERVICE else resource["template"]["template"]
+    assert "volumes" not in template and "volume_mounts" not in app
+    return proxy
+
+
+def test_parts_service_reaches_the_database_through_the_proxy_sidecar(
+    generated: tuple[SynthesizedGcp, Path, dict[str, float]],
+) -> None:
+    synth, _, _ = generated
+    proxy = assert_proxy_beside(synth, SERVICE, "app")
+    app = app_container(synth, SERVICE)
+    assert app["ports"] == {"container_port": 8080}
+    # The app keeps the spec's CPU and memory; the proxy adds half a CPU, throttled as the app's.
+    assert app["resources"]["limits"] == {"cpu": "1", "memory": "1024Mi"}
+    assert proxy["resources"] == {
+        "limits": {"cpu": "500m", "memory": "512Mi"},
+        "cpu_idle": True,
+        "startup_cpu_boost": True,
+    }
+    assert "--lazy-refresh" in proxy["args"]  # the CPU is throttled outside requests
+    assert "--quitquitquit" not in proxy["args"]
+    # The password still comes from its secret, read by the app's container alone.
+    assert secret_value(synth, SERVICE, "POSTGRES_PASSWORD") == owner_password(synth)
+
+
+def test_parts_migration_job_uses_the_sidecar_and_stops_it(
+    generated: tuple[SynthesizedGcp, Path, dict[str, float]],
+) -> None:
+    synth, _, _ = generated
+    proxy = assert_proxy_beside(synth, JOB, "migrate")
+    # A job needs at least 1 CPU; the proxy quits when asked, and exits 0 on SIGTERM.
+    assert proxy["resources"] == {"limits": {"cpu": "1", "memory": "512Mi"}}
+    assert {"--quitquitquit", "--admin-port=9091", "--exit-zero-on-sigterm"} <= set(proxy["args"])
+    command = app_container(synth, JOB)["command"]
+    assert command[:2] == ["python", "-c"] and "quitquitquit" in command[2]
+    assert secret_value(synth, JOB, "POSTGRES_PASSWORD") == owner_password(synth)
+
+
+def test_url_app_keeps_the_cloudsql_volume_and_one_container(own_docker: SynthesizedGcp) -> None:
+    for kind in (SERVICE, JOB):
+        assert len(containers(own_docker, kind)) == 1
+        assert "name" not in app_container(own_docker, kind)
+        assert "depends_on" not in app_container(own_docker, kind)
+        assert app_container(own_docker, kind)["volume_mounts"] == [
+            {"name": "cloudsql", "mount_path": "/cloudsql"}
+        ]
+    assert container(own_docker, JOB)["command"] == ["python", "-m", "app.migrate"]
+    _, service = own_docker.single(SERVICE)
+    assert service["template"]["volumes"] == [
+        {"name": "cloudsql", "cloud_sql_instance": {"instances": [connection_name(own_docker)]}}
+    ]
+
+
+@pytest.mark.slow
+def test_checkov_passes_the_parts_stack(
+    generated: tuple[SynthesizedGcp, Path, dict[str, float]], tmp_path: Path
+) -> None:
+    """The sample's checkov config over the stack with the sidecar in the service and the job."""
+    from tests.infra.test_gcp_compliance import CHECKOV_CONFIG, checkov_readable, failed_checks, run_checkov
+
+    synth, _, _ = generated
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "cdk.tf.json").write_text(json.dumps(checkov_readable(json.loads(synth.synth))))
+    report, result = run_checkov(tmp_path, "--config-file", str(CHECKOV_CONFIG))
+    failed = failed_checks(report)
+    assert failed == [], "\n".join(failed)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    passed = {check["check_id"] for section in report for check in section["results"]["passed_checks"]}
+    assert {"CKV_GCP_6", "CKV_GCP_111"} <= passed  # the SQL instance was parsed
+
+
+def test_the_spec_leaves_room_for_the_proxy(tmp_path: Path) -> None:
+    """Refused before any resource, naming the spec's fields."""
+    write_app(tmp_path / "api")
+    app = {
+        "path": "api",
+        "entrypoint": "main:app",
+        "health_path": "/healthz",
+        "migrations": {"kind": "none"},
+        "database": {"driver": "psycopg", "settings": "parts"},
+    }
+    with pytest.raises(ValueError, match=r"compute\.cpu 8 leaves no room for the Cloud SQL Auth Proxy"):
+        synth_spec(tmp_path, {"app": app, "compute": {"cpu": 8, "memory_mib": 4096}}, stack_id="room-8")
+    with pytest.raises(ValueError, match=r"compute\.memory_mib 4096 plus 512 MiB .* compute\.cpu 1"):
+        synth_spec(tmp_path, {"app": app, "compute": {"cpu": 1, "memory_mib": 4096}}, stack_id="room-1")
+    # The same sizes with a URL: no sidecar, no refusal.
+    url_app = {**app, "database": {"driver": "psycopg", "settings": "url"}}
+    synth = synth_spec(
+        tmp_path, {"app": url_app, "compute": {"cpu": 1, "memory_mib": 4096}}, stack_id="room-url"
+    )
+    assert len(containers(synth, SERVICE)) == 1
+
+
+def quit_after_with(url: str) -> list[str]:
+    from constructs_lib.gcp.sql_proxy import QUIT_AFTER_SOURCE, QUIT_URL, quit_after
+
+    command = quit_after([sys.executable, "-c", "import sys; print('migrated'); sys.exit(3)"])
+    command[0] = sys.executable
+    command[2] = QUIT_AFTER_SOURCE.replace(QUIT_URL, url)
+    assert command[2] != QUIT_AFTER_SOURCE
+    return command
+
+
+@pytest.mark.slow
+def test_the_wrapper_stops_the_proxy_and_keeps_the_command_exit_code() -> None:
+    """Run for real: the command's output and exit code pass through, then one POST reaches
+    /quitquitquit (a stand-in for the proxy's admin server); with no proxy listening, the
+    wrapper says so and still exits with the command's code."""
+    import http.server
+    import threading
+
+    requests: list[tuple[str, str]] = []
+
+    class Admin(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            requests.append((self.command, self.path))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Admin)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/quitquitquit"
+        result = subprocess.run(quit_after_with(url), capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (result.returncode, result.stdout) == (3, "migrated\n"), result.stderr
+    assert requests == [("POST", "/quitquitquit")]
+
+    with socket_module.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    result = subprocess.run(
+        quit_after_with(f"http://127.0.0.1:{free}/quitquitquit"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 3
+    assert "could not stop the Cloud SQL Auth Proxy" in result.stderr
 
 
 # --- no database, no migrations (a generated image) ----------------------------------------

@@ -160,6 +160,26 @@ def test_cloud_run_cpu_and_memory_pairs(cpu: int, memory: int, problem: str | No
     assert message == problem if problem is None else (message is not None and problem in message)
 
 
+@pytest.mark.parametrize(
+    ("cpu", "memory", "problem"),
+    [
+        (1, 1024, None),
+        (1, 3584, None),  # + 512 MiB for the proxy: 4 GiB, what 1 CPU allows
+        (1, 3585, "memory_mib 3585 plus 512 MiB for the Cloud SQL Auth Proxy"),
+        (2, 7680, None),
+        (2, 7681, "needs cpu >= 4"),
+        (4, 10240, None),
+        (6, 4096, None),
+        (8, 4096, "cpu 8 leaves no room for the Cloud SQL Auth Proxy sidecar"),
+    ],
+)
+def test_room_for_the_sql_proxy_sidecar(cpu: int, memory: int, problem: str | None) -> None:
+    """Apps reading the database in parts share their instance with the proxy (0.5 CPU, 512 MiB
+    in a service): the total stays within 8 CPUs, and the memory within the app's CPU count."""
+    message = limits.sql_proxy_resources_error(cpu=cpu, memory_mib=memory)
+    assert message == problem if problem is None else (message is not None and problem in message)
+
+
 # --- Direct VPC egress subnets ----------------------------------------------------------
 
 
