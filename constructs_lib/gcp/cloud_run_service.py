@@ -336,6 +336,7 @@ class CloudRunService(Construct):
             concurrency=concurrency,
             request_timeout_seconds=request_timeout_seconds,
             health_path=app.health_path,
+            port=app.port,
             environment=settings.service_env,
             secrets=self.secrets,
             connection_name=connection_name,

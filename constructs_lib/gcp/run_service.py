@@ -15,14 +15,15 @@ from constructs_lib.gcp.containers import cloudsql_mounts, cloudsql_volumes, env
 from constructs_lib.gcp.network import EgressNetwork
 from constructs_lib.gcp.sql_proxy import APP_CONTAINER, SQL_PROXY_CONTAINER, service_proxy_container
 
-CONTAINER_PORT = 8080
+CONTAINER_PORT = 8080  # the default of app.port
 
 
 class RunService(Part):
     """``service`` (the image's own command unless ``command`` is given; probes on
-    ``health_path``; Cloud Run sets PORT to ``CONTAINER_PORT``) and ``invoker`` (allUsers, when
-    ``public``; else None). The instance ``connection_name`` is reached through the /cloudsql
-    volume, or with ``sql_proxy`` through the Cloud SQL Auth Proxy sidecar on 127.0.0.1."""
+    ``health_path``; requests and probes on ``port``, which Cloud Run sets PORT to) and
+    ``invoker`` (allUsers, when ``public``; else None). The instance ``connection_name`` is
+    reached through the /cloudsql volume, or with ``sql_proxy`` through the Cloud SQL Auth Proxy
+    sidecar on 127.0.0.1."""
 
     def __init__(
         self,
@@ -42,6 +43,7 @@ class RunService(Part):
         concurrency: int,
         request_timeout_seconds: int,
         health_path: str,
+        port: int = 8080,
         environment: Mapping[str, str],
         secrets: Mapping[str, SecretManagerSecret],
         connection_name: str | None,
@@ -78,7 +80,7 @@ class RunService(Part):
                             depends_on=[SQL_PROXY_CONTAINER] if proxy is not None else None,
                             image=image,
                             command=list(command) if command is not None else None,
-                            ports=run.CloudRunV2ServiceTemplateContainersPorts(container_port=CONTAINER_PORT),
+                            ports=run.CloudRunV2ServiceTemplateContainersPorts(container_port=port),
                             resources=run.CloudRunV2ServiceTemplateContainersResources(
                                 limits={"cpu": str(cpu), "memory": f"{memory_mib}Mi"},
                                 cpu_idle=True,  # CPU only while serving requests
@@ -93,7 +95,7 @@ class RunService(Part):
                             ),
                             startup_probe=run.CloudRunV2ServiceTemplateContainersStartupProbe(
                                 http_get=run.CloudRunV2ServiceTemplateContainersStartupProbeHttpGet(
-                                    path=health_path, port=CONTAINER_PORT
+                                    path=health_path, port=port
                                 ),
                                 period_seconds=2,
                                 failure_threshold=30,
@@ -101,7 +103,7 @@ class RunService(Part):
                             ),
                             liveness_probe=run.CloudRunV2ServiceTemplateContainersLivenessProbe(
                                 http_get=run.CloudRunV2ServiceTemplateContainersLivenessProbeHttpGet(
-                                    path=health_path, port=CONTAINER_PORT
+                                    path=health_path, port=port
                                 ),
                                 period_seconds=30,
                                 failure_threshold=3,

@@ -249,6 +249,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[SynthesizedGcp,
                 "path": "api",
                 "entrypoint": "main:app",
                 "health_path": "/healthz",
+                "port": 9000,
                 "dependencies": "requirements.txt",
                 "migrations": {"kind": "alembic"},
                 "database": {"driver": "psycopg", "settings": "parts"},
@@ -281,6 +282,10 @@ def test_generated_dockerfile_serves_the_app_through_the_entry(
     assert "command" not in app_container(synth, SERVICE)
     probe = app_container(synth, SERVICE)["startup_probe"]["http_get"]
     assert probe["path"] == "/healthz"
+    # app.port: where Cloud Run sends requests and probes, and what it sets $PORT to.
+    assert app_container(synth, SERVICE)["ports"]["container_port"] == 9000
+    assert probe["port"] == 9000
+    assert app_container(synth, SERVICE)["liveness_probe"]["http_get"]["port"] == 9000
 
 
 def test_staged_context_holds_the_app_and_the_entry_not_the_junk(
@@ -364,7 +369,7 @@ def test_parts_service_reaches_the_database_through_the_proxy_sidecar(
     synth, _, _ = generated
     proxy = assert_proxy_beside(synth, SERVICE, "app")
     app = app_container(synth, SERVICE)
-    assert app["ports"] == {"container_port": 8080}
+    assert app["ports"] == {"container_port": 9000}  # app.port
     # The app keeps the spec's CPU and memory; the proxy adds half a CPU, throttled as the app's.
     assert app["resources"]["limits"] == {"cpu": "1", "memory": "1024Mi"}
     assert proxy["resources"] == {
