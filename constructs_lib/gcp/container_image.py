@@ -3,6 +3,8 @@ bucket, and a Cloud Build run that builds the image when its content hash change
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketI
 from constructs import Construct
 
 from constructs_lib.gcp.addresses import Part, flat
-from constructs_lib.gcp.image import BuildContext, source_hash
+from constructs_lib.gcp.image import BuildContext, gcloud_ignore_text, source_hash
 from constructs_lib.gcp.names import account_id
 from constructs_lib.gcp.storage import bucket_name
 
@@ -146,12 +148,18 @@ class ContainerImage(Part):
             ),
         ]
         build_config = TerraformAsset(self, "build-config", path=str(BUILD_CONFIG), type=AssetType.FILE)
+        upload_rules: list[str] = []
+        self.upload_rules: Path | None = None  # an own context's rules for gcloud's upload
         if context.deploy_path is None:
             # A generated context: copied into the synth output beside the stack.
             staged = TerraformAsset(self, "context", path=str(context.directory), type=AssetType.DIRECTORY)
             build_context = f"${{path.module}}/{staged.path}"
         else:
             build_context = context.deploy_path
+            # The app's own context: gcloud uploads what Docker would see (.dockerignore).
+            self.upload_rules = _ignore_file(context.directory, context.dockerfile)
+            ignore = TerraformAsset(self, "upload-rules", path=str(self.upload_rules), type=AssetType.FILE)
+            upload_rules = [f"--ignore-file=${{abspath(path.module)}}/{ignore.path}"]
         self.build = flat(
             DataResource(
                 self,
@@ -169,6 +177,7 @@ class ContainerImage(Part):
                                 f"--config=${{path.module}}/{build_config.path}",
                                 f"--substitutions=_IMAGE={self.image},_DOCKERFILE={context.dockerfile}",
                                 f"--gcs-source-staging-dir=gs://{self.staging_bucket.name}/source",
+                                *upload_rules,
                                 f"--service-account=projects/{project}/serviceAccounts/{self.build_service_account.email}",
                                 "--quiet",
                             ]
@@ -178,3 +187,19 @@ class ContainerImage(Part):
                 depends_on=[self.repository, *grants],
             )
         )
+
+
+def _ignore_file(context: Path, dockerfile: str) -> Path:
+    """The upload rules of ``context`` in a file of their own (named by content, outside the
+    user's directory: the asset copies it into the synth output)."""
+    text = gcloud_ignore_text(context, dockerfile)
+    directory = (
+        Path(tempfile.gettempdir())
+        / "serverless-fastapi-upload-rules"
+        / hashlib.sha256(text.encode()).hexdigest()[:16]
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "gcloudignore"
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+    return path

@@ -612,3 +612,36 @@ def test_each_driver_gets_its_url_form(
     instance = next(iter(synthesized["resource"]["google_sql_database_instance"]))
     socket_dir = "/cloudsql/${google_sql_database_instance." + instance + ".connection_name}"
     assert urls == [expected.format(password=user["password_wo"], socket=socket_dir)]
+
+
+def test_gcloud_uploads_what_docker_would_see(tmp_path: Path) -> None:
+    """gcloud builds submit reads .gitignore by default (a git-ignored file the Dockerfile copies
+    would not be uploaded; a context without one uploads .venv): the own context's upload rules
+    are its .dockerignore, anchored at the root as Docker anchors them, and never the
+    Dockerfile nor .dockerignore."""
+    from constructs_lib.gcp.image import gcloud_ignore_text
+
+    (tmp_path / ".dockerignore").write_text(
+        "# comment\n.venv\n**/*.pyc\n!keep.pyc\n./build\nbackend/Dockerfile\n"
+    )
+    rules = gcloud_ignore_text(tmp_path, "backend/Dockerfile").splitlines()
+    assert rules[1:] == [
+        "/.git",
+        "/.gcloudignore",
+        "/.venv",
+        "**/*.pyc",
+        "!/keep.pyc",
+        "/build",
+        "/backend/Dockerfile",
+        "!/backend/Dockerfile",
+        "!/.dockerignore",
+    ]
+
+
+def test_an_own_context_is_uploaded_with_its_rules(gcp_dev: SynthesizedGcp) -> None:
+    _, _, argv = provisioned(gcp_dev, "gcloud builds submit")
+    (flag,) = [a for a in argv if a.startswith("--ignore-file=")]
+    assert flag.startswith("--ignore-file=${abspath(path.module)}/assets/")
+    rules = gcp_dev.stack.service.container_image.upload_rules
+    assert flag.endswith("/" + rules.name)
+    assert "/.pytest_cache" in rules.read_text().splitlines()  # service/.dockerignore's
