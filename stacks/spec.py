@@ -96,6 +96,14 @@ class Compute(Model):
         28, ge=1, le=28, description="Request timeout, under the HTTP API integration's 29 s"
     )
     architecture: Architecture = Architecture.ARM64
+    python: Literal["auto", "3.11", "3.12", "3.13", "3.14"] = Field(
+        "auto",
+        description="Lambda's Python; auto: the newest Lambda runs that this machine has, so the "
+        "bundle carries bytecode for it",
+    )
+    snap_start: bool = Field(
+        False, description="AWS: Lambda SnapStart on the API function's published versions"
+    )
 
     @model_validator(mode="after")
     def _cloud_run_pair(self) -> Compute:
@@ -505,6 +513,11 @@ class Spec(Model):
             raise ValueError(
                 f"environment / secrets: {sorted(given & delivered)} are set by the deployment from "
                 "app.database / app.secret_key_variable"
+            )
+        if self.compute.snap_start and self.scaling.min_instances > 0:
+            raise ValueError(
+                "compute.snap_start: Lambda refuses SnapStart with provisioned concurrency "
+                f"(scaling.min_instances is {self.scaling.min_instances}): choose one"
             )
         if self.cache.enabled and self.gcp.vpc_egress == "none":
             raise ValueError(
