@@ -4,6 +4,10 @@ At import (Lambda's init phase): the secrets become environment variables, the a
 imported (or built by its factory), and its lifespan starts, in the event loop Mangum keeps
 for every later invocation, so what startup opens (a pool, a client) survives warm
 invocations.
+
+In a SnapStart init (a version being published), the hooks of ``snapstart`` are registered
+around the app's own: before the snapshot, what the first request builds is prepared and the
+database and cache connections are closed; after each restore, ``random`` is reseeded.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from mangum.handlers import HTTPGateway
 
 from . import environment
 from .asgi import ASGIApp, Lifespan, Receive, Scope, Send, WithLifespanState, load_app
+from .snapstart import SnapStartHooks
 
 
 class StagePrefix:
@@ -70,13 +75,19 @@ class HttpApiEvents(HTTPGateway):
 
 
 environment.resolve()
+# Before the app is imported, so that the app's own hooks run between the entry's (None
+# unless this init is SnapStart's).
+snapstart = SnapStartHooks.register()
 app = load_app()
 lifespan = Lifespan(app)
 asgi_handler = Mangum(
     StagePrefix(WithLifespanState(app, lifespan)), lifespan="off", custom_handlers=[HttpApiEvents]
 )
 # Mangum set up the event loop it runs every invocation in: start the app in it, once.
-asyncio.get_event_loop().run_until_complete(lifespan.startup())
+loop = asyncio.get_event_loop()
+loop.run_until_complete(lifespan.startup())
+if snapstart is not None:
+    snapstart.serve(app, asgi_handler, loop)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
