@@ -514,11 +514,9 @@ class Spec(Model):
                 f"environment / secrets: {sorted(given & delivered)} are set by the deployment from "
                 "app.database / app.secret_key_variable"
             )
-        if self.compute.snap_start and self.scaling.min_instances > 0:
-            raise ValueError(
-                "compute.snap_start: Lambda refuses SnapStart with provisioned concurrency "
-                f"(scaling.min_instances is {self.scaling.min_instances}): choose one"
-            )
+        snap_start_problem = self._snap_start_problem()
+        if snap_start_problem:
+            raise ValueError(snap_start_problem)
         if self.cache.enabled and self.gcp.vpc_egress == "none":
             raise ValueError(
                 "cache.enabled needs a VPC path on Google Cloud (Memorystore has only a private "
@@ -547,6 +545,24 @@ class Spec(Model):
             if problem:
                 raise ValueError(problem)
         return self
+
+    def _snap_start_problem(self) -> str | None:
+        """What Lambda would refuse about ``compute.snap_start`` (EFS and ephemeral storage over
+        512 MB, which it also refuses, are not spec fields)."""
+        if not self.compute.snap_start:
+            return None
+        if self.scaling.min_instances > 0:
+            return (
+                "compute.snap_start: Lambda refuses SnapStart with provisioned concurrency "
+                f"(scaling.min_instances is {self.scaling.min_instances}): choose one"
+            )
+        if self.compute.python == "3.11":
+            return (
+                "compute.snap_start: Lambda's SnapStart runs Python 3.12 and later, and "
+                "compute.python is 3.11: set compute.python to 3.12 or later, or turn "
+                "SnapStart off"
+            )
+        return None
 
     @property
     def lambda_drop_packages(self) -> tuple[str, ...]:
