@@ -6,7 +6,8 @@ service makes and the same JSON shapes:
 
 * ``GET /health``: ``{"status": "ok"}``, no database.
 * ``GET /api/v1/items?page=&per_page=``: verify the bearer JWT (PyJWT, same key and
-  algorithm, same required claims), look the user up, count its items, read one page.
+  algorithm, same required claims), look the user up, read one page with the number of all
+  its items (`count(*) OVER ()`, one round trip, as the service).
 * ``POST /api/v1/items``: verify the JWT, look the user up, insert the item, 201.
 
 What it leaves out is what the comparison measures: FastAPI's dependency injection
@@ -38,11 +39,12 @@ from starlette.routing import Route
 TITLE_MAX_LENGTH = 200
 MAX_PER_PAGE = 100
 
-_USER = "SELECT id, email, name, is_active FROM users WHERE id = $1"
+_USER = "SELECT id, email, name, hashed_password, is_active, created_at, updated_at FROM users WHERE id = $1"
 _COUNT = "SELECT count(*) FROM items WHERE owner_id = $1"
+# The service's page: the rows and the number of all of them in one round trip.
 _PAGE = (
-    "SELECT id, owner_id, title, description, created_at, updated_at FROM items "
-    "WHERE owner_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3"
+    "SELECT id, owner_id, title, description, created_at, updated_at, count(*) OVER () AS total "
+    "FROM items WHERE owner_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3"
 )
 _INSERT = (
     "INSERT INTO items (id, owner_id, title, description, created_at, updated_at) "
@@ -70,8 +72,9 @@ def _item(row: asyncpg.Record) -> dict[str, Any]:
         "owner_id": str(row["owner_id"]),
         "title": row["title"],
         "description": row["description"],
-        "created_at": row["created_at"].isoformat(),
-        "updated_at": row["updated_at"].isoformat(),
+        # pydantic's JSON form of an aware UTC datetime, as the service answers
+        "created_at": row["created_at"].isoformat().replace("+00:00", "Z"),
+        "updated_at": row["updated_at"].isoformat().replace("+00:00", "Z"),
     }
 
 
@@ -121,8 +124,10 @@ async def list_items(request: Request) -> JSONResponse:
     async with request.app.state.pool.acquire() as conn:
         if await _active_user(conn, user_id) is None:
             return _error(401, "Invalid or expired token", _UNAUTHORIZED)
-        total = await conn.fetchval(_COUNT, user_id)
         rows = await conn.fetch(_PAGE, user_id, per_page, (page - 1) * per_page)
+        total = rows[0]["total"] if rows else 0
+        if not rows and page > 1:  # past the end: no row carries the total
+            total = await conn.fetchval(_COUNT, user_id)
     return JSONResponse(
         {"items": [_item(r) for r in rows], "total": total, "page": page, "per_page": per_page}
     )

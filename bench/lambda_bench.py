@@ -10,18 +10,20 @@ How a cold start is measured (identical for ours and the baseline):
 * a fresh interpreter ``python -I -S -B -c CHILD`` (isolated: no ``PYTHON*`` variables, no
   user or virtual-environment site-packages; no bytecode written), working directory the
   bundle, the bundle alone on ``sys.path[0]``, read-only, and the same small environment
-  (``AWS_LAMBDA_FUNCTION_NAME``, ``ENVIRONMENT=test``, ``DATABASE_URL``, ``SECRET_KEY``);
+  (``AWS_LAMBDA_FUNCTION_NAME``, ``ENVIRONMENT=test``, ``DATABASE_URL``, ``SECRET_KEY``, and
+  the ``FASTAPI_DEPLOY_*`` variables the stack gives the runtime entry);
 * the child imports the handler module (Lambda's init phase), calls ``handler(event,
   context)`` once with an HTTP API 2.0 event, writes the response to stdout, flushes, and
   leaves with ``os._exit(0)``: the interpreter's teardown (module finalisation, garbage
   collection; tens of milliseconds for a large import graph) is left out, because Lambda
   never tears an execution environment down before the response is returned;
 * the figure is the wall time from just before ``subprocess.run`` to its return;
-* 2 warm-up runs of each, then ``samples`` runs of each, ours and the baseline alternating
-  (ABBA order), so both share the machine's noise; reported as median, min and max.
+* 2 warm-up runs of each, then ``samples`` runs of each, ours and the baselines interleaved
+  (ABBA order for two), so all share the machine's noise; reported as median, min and max.
 
 Warm overhead runs in one such interpreter too: the same ASGI app, per request through
-``lambda_handler.handler(event, context)`` (Mangum) and called directly with the scope an
+``serverless_fastapi_entry.lambda_api.handler(event, context)`` (the runtime entry the stack
+deploys: Mangum, the stage prefix, the lifespan's state) and called directly with the scope an
 ASGI server would give it, in alternating blocks after a warm-up; the figure per mode is the
 per-request mean of each block, and the ratio is of the medians of those.
 
@@ -60,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 import jwt
 
 from constructs_lib.aws.bundling import BundleTarget, build_bundle, content_hash
+from constructs_lib.runtime import ENTRY_DIR, ENTRY_PACKAGE, LAMBDA_REQUIREMENTS
 from stacks.spec import load_spec
 
 if TYPE_CHECKING:
@@ -76,7 +79,7 @@ LAMBDA_UNZIPPED_LIMIT_MB = 250
 ZIP_LEVEL = 6
 
 HEALTH_TARGET = 1.25
-DATA_TARGET = 1.5
+DATA_TARGET = 1.25  # against the same-stack floor (FastAPI + Mangum + SQLAlchemy async + asyncpg)
 WARM_TARGET = 1.15
 ZIPPED_TARGET = 2.5
 
@@ -93,22 +96,37 @@ Row = dict[str, Any]
 
 @dataclass(frozen=True)
 class BundleSpec:
-    """A Lambda function's code: its source directory, lock file and handler module."""
+    """A Lambda function's code: its source directory, lock file and handler module; what the
+    bundler adds beside the app (``extra_sources``: bundle path -> file or directory, and
+    ``extra_requirements``), and the function's own environment variables."""
 
     name: str
     source_dir: Path
     requirements: Path
     module: str
     drop_packages: tuple[str, ...] = ()
+    extra_requirements: tuple[str, ...] = ()
+    extra_sources: tuple[tuple[str, Path], ...] = ()
+    environment: tuple[tuple[str, str], ...] = ()
+
+    def env(self, base: dict[str, str]) -> dict[str, str]:
+        return {**base, **dict(self.environment)}
 
 
-# The bundle the AWS stack ships for the repository's spec (deploy.yaml): the same drops.
+# What FastApiLambdaService adds to every app's bundle: the runtime entry, and Mangum.
+ENTRY_SOURCES = ((ENTRY_PACKAGE, ENTRY_DIR),)
+ENTRY_MODULE = f"{ENTRY_PACKAGE}.lambda_api"
+# The bundle the AWS stack ships for the repository's spec (deploy.yaml): the same drops, the
+# runtime entry as the handler, configured as the stack configures it for the sample.
 OURS = BundleSpec(
     "service",
     SERVICE_DIR,
     SERVICE_DIR / "requirements.txt",
-    "lambda_handler",
+    ENTRY_MODULE,
     load_spec().lambda_drop_packages,
+    extra_requirements=LAMBDA_REQUIREMENTS,
+    extra_sources=ENTRY_SOURCES,
+    environment=(("FASTAPI_DEPLOY_ENTRYPOINT", "webapi.main:create_app"), ("FASTAPI_DEPLOY_FACTORY", "1")),
 )
 MINIMAL_FASTAPI = BundleSpec(
     "minimal_fastapi",
@@ -118,6 +136,12 @@ MINIMAL_FASTAPI = BundleSpec(
 )
 FLOOR = BundleSpec(
     "floor_lambda", BASELINES / "floor_lambda", BASELINES / "floor_lambda" / "requirements.txt", "handler"
+)
+SAME_STACK = BundleSpec(
+    "same_stack",
+    BASELINES / "same_stack",
+    BASELINES / "same_stack" / "requirements.txt",
+    "same_stack_app",
 )
 
 
@@ -136,9 +160,22 @@ def _single(value: float, unit: str) -> dict[str, Any]:
     return stats([value], unit)
 
 
+def command(section: str) -> str:
+    """How to re-run a section of `make bench`."""
+    return f'make bench BENCH_ARGS="--only {section}"'
+
+
 def _row(
-    figure: str, ours: dict[str, Any], baseline: dict[str, Any], *, limit: float, target: str, **extra: Any
+    figure: str,
+    ours: dict[str, Any],
+    baseline: dict[str, Any],
+    *,
+    limit: float | None,
+    target: str,
+    section: str = "lambda",
+    **extra: Any,
 ) -> Row:
+    """A row; ``limit`` None makes it informational (``met`` None)."""
     ratio = ours["median"] / baseline["median"]
     return {
         "figure": figure,
@@ -146,7 +183,8 @@ def _row(
         "baseline": baseline,
         "ratio": ratio,
         "target": target,
-        "met": ratio <= limit,
+        "met": None if limit is None else ratio <= limit,
+        "command": command(section),
         **extra,
     }
 
@@ -171,14 +209,18 @@ def _make_writable(root: Path) -> None:
 
 def bundle(workdir: Path, spec: BundleSpec, target: BundleTarget) -> Path:
     """The read-only bundle of ``spec`` for ``target``, built once per content hash."""
-    digest = content_hash(
-        source_dir=spec.source_dir,
-        requirements=spec.requirements,
-        python_version=target.python_version,
-        architecture=target.architecture,
-        manylinux=target.manylinux,
-        drop_packages=spec.drop_packages,
-    )
+    options: dict[str, Any] = {
+        "source_dir": spec.source_dir,
+        "requirements": spec.requirements,
+        "python_version": target.python_version,
+        "architecture": target.architecture,
+        "manylinux": target.manylinux,
+        "drop_packages": spec.drop_packages,
+        "extra_requirements": spec.extra_requirements,
+        "extra_sources": dict(spec.extra_sources),
+        "lock_dir": workdir / "locks",
+    }
+    digest = content_hash(**options)
     root = workdir / "bundles"
     prefix = f"{spec.name}-{target.cpython_tag}-{target.architecture}-"
     final = root / f"{prefix}{digest[:16]}"
@@ -193,15 +235,7 @@ def bundle(workdir: Path, spec: BundleSpec, target: BundleTarget) -> Path:
             stale.unlink()
     building = Path(tempfile.mkdtemp(prefix=f".{prefix}", dir=root))
     try:
-        build_bundle(
-            building,
-            source_dir=spec.source_dir,
-            requirements=spec.requirements,
-            python_version=target.python_version,
-            architecture=target.architecture,
-            manylinux=target.manylinux,
-            drop_packages=spec.drop_packages,
-        )
+        build_bundle(building, **options)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
@@ -403,37 +437,61 @@ def _cold_run(bundle_dir: Path, module: str, event_file: Path, env: dict[str, st
     return ColdRun(wall * 1000, int(response["statusCode"]), response.get("body") or "", phases)
 
 
-def _compare_cold(
+@dataclass(frozen=True)
+class ColdTarget:
+    """What one side of a cold-start comparison runs: a bundle, its handler module, its
+    environment."""
+
+    bundle_dir: Path
+    module: str
+    env: dict[str, str]
+
+
+def _order(names: Sequence[str], n: int) -> list[str]:
+    """Sample ``n``'s order: ABBA for two; for more, rotated by one each sample and reversed
+    every other round, so each runs first, last and in between equally often."""
+    if len(names) == 2:
+        return list(names) if n % 4 in (0, 3) else list(reversed(names))
+    k = len(names)
+    rotated = [names[(i + n) % k] for i in range(k)]
+    return rotated if (n // k) % 2 == 0 else list(reversed(rotated))
+
+
+def compare_cold_many(
     workdir: Path,
+    targets: dict[str, ColdTarget],
     *,
-    ours: tuple[Path, str],
-    baseline: tuple[Path, str],
     event: dict[str, Any],
-    env: dict[str, str],
     samples: int,
-    check: Callable[[ColdRun, ColdRun], None],
-) -> tuple[list[ColdRun], list[ColdRun]]:
+    check: Callable[[dict[str, ColdRun]], None],
+) -> dict[str, list[ColdRun]]:
+    """``samples`` cold starts of each target, interleaved (:func:`_order`), after
+    :data:`WARMUP_RUNS` of each; ``check`` sees the first warm-up run of every target."""
     event_file = workdir / f"event-{uuid.uuid4().hex}.json"
     event_file.write_text(json.dumps(event))
+    names = list(targets)
+
+    def run(name: str) -> ColdRun:
+        target = targets[name]
+        return _cold_run(target.bundle_dir, target.module, event_file, target.env)
+
     try:
-        runs: dict[str, list[ColdRun]] = {"ours": [], "baseline": []}
-        targets = {"ours": ours, "baseline": baseline}
+        runs: dict[str, list[ColdRun]] = {name: [] for name in names}
         for n in range(WARMUP_RUNS):
-            warm = {name: _cold_run(*targets[name], event_file, env) for name in ("ours", "baseline")}
+            warm = {name: run(name) for name in names}
             if n == 0:
-                check(warm["ours"], warm["baseline"])
+                check(warm)
         for n in range(samples):
-            order = ("ours", "baseline") if n % 4 in (0, 3) else ("baseline", "ours")  # ABBA
-            for name in order:
-                run = _cold_run(*targets[name], event_file, env)
-                if run.status != 200:
-                    raise RuntimeError(f"{name} answered {run.status}: {run.body[:500]}")
-                runs[name].append(run)
+            for name in _order(names, n):
+                result = run(name)
+                if result.status != 200:
+                    raise RuntimeError(f"{name} answered {result.status}: {result.body[:500]}")
+                runs[name].append(result)
     finally:
         event_file.unlink(missing_ok=True)
-    _assert_untouched(ours[0])
-    _assert_untouched(baseline[0])
-    return runs["ours"], runs["baseline"]
+    for target in targets.values():
+        _assert_untouched(target.bundle_dir)
+    return runs
 
 
 def _phases(runs: Sequence[ColdRun]) -> dict[str, float]:
@@ -451,20 +509,22 @@ def cold_start_health(workdir: Path, samples: int = 15) -> Row:
     base_dir = bundle(workdir, MINIMAL_FASTAPI, host)
     env = _lambda_env(UNREACHABLE_DATABASE_URL, HEALTH_SECRET_KEY)
 
-    def check(ours: ColdRun, baseline: ColdRun) -> None:
-        for name, run in (("ours", ours), ("baseline", baseline)):
+    def check(first: dict[str, ColdRun]) -> None:
+        for name, run in first.items():
             if run.status != 200 or json.loads(run.body) != {"status": "ok"}:
                 raise RuntimeError(f"{name} /health answered {run.status}: {run.body[:500]}")
 
-    ours, baseline = _compare_cold(
+    runs = compare_cold_many(
         workdir,
-        ours=(ours_dir, OURS.module),
-        baseline=(base_dir, MINIMAL_FASTAPI.module),
+        {
+            "ours": ColdTarget(ours_dir, OURS.module, OURS.env(env)),
+            "baseline": ColdTarget(base_dir, MINIMAL_FASTAPI.module, MINIMAL_FASTAPI.env(env)),
+        },
         event=http_api_event("/health"),
-        env=env,
         samples=samples,
         check=check,
     )
+    ours, baseline = runs["ours"], runs["baseline"]
     return _row(
         "Lambda cold start, GET /health (host bundle, python -I -S -B)",
         stats([r.wall_ms for r in ours], "ms"),
@@ -475,6 +535,17 @@ def cold_start_health(workdir: Path, samples: int = 15) -> Row:
     )
 
 
+# The data cold start's baselines: the same-stack floor (the target) and the Starlette one (info).
+DATA_BASELINES: dict[str, tuple[BundleSpec, float | None, str]] = {
+    "same_stack": (
+        SAME_STACK,
+        DATA_TARGET,
+        f"<= {DATA_TARGET}x same stack (FastAPI + Mangum + SQLAlchemy async + asyncpg)",
+    ),
+    "starlette": (FLOOR, None, "info: Starlette floor (Starlette + Mangum + asyncpg + PyJWT, no ORM)"),
+}
+
+
 def cold_start_data(
     workdir: Path,
     *,
@@ -482,48 +553,61 @@ def cold_start_data(
     secret_key: str,
     user_id: uuid.UUID | str | None = None,
     samples: int = 15,
-) -> Row:
+    baselines: Sequence[str] = ("starlette",),
+    section: str = "lambda",
+) -> list[Row]:
     """Figure 2: process start to the response of the first authenticated read
-    (``GET /api/v1/items`` with a valid token, a seeded database), ours versus the floor
-    (Starlette + Mangum + asyncpg + PyJWT, the same queries). ``user_id`` defaults to the
-    bench user (:func:`seed`, created if missing)."""
+    (``GET /api/v1/items`` with a valid token, a seeded database), ours against each of
+    ``baselines`` (:data:`DATA_BASELINES`): the same-stack floor (FastAPI + Mangum + SQLAlchemy
+    async + asyncpg + PyJWT, the same queries; its row has the target) and the Starlette floor
+    (information). All run interleaved, and their answers are checked equal to ours before
+    anything is timed. ``user_id`` defaults to the bench user (:func:`seed`, created if missing)."""
     host = BundleTarget.host()
-    ours_dir = bundle(workdir, OURS, host)
-    floor_dir = bundle(workdir, FLOOR, host)
+    specs = {"ours": OURS, **{name: DATA_BASELINES[name][0] for name in baselines}}
+    dirs = {name: bundle(workdir, spec, host) for name, spec in specs.items()}
     if user_id is None:
         user_id = seed(database_url)
     token = mint_token(secret_key, user_id)
     env = _lambda_env(database_url, secret_key)
 
-    def check(ours: ColdRun, floor: ColdRun) -> None:
-        for name, run in (("ours", ours), ("floor", floor)):
+    def check(first: dict[str, ColdRun]) -> None:
+        for name, run in first.items():
             if run.status != 200:
                 raise RuntimeError(f"{name} {ITEMS_PATH} answered {run.status}: {run.body[:500]}")
-        ours_page, floor_page = json.loads(ours.body), json.loads(floor.body)
-        if ours_page != floor_page:
-            raise RuntimeError(
-                f"the floor's answer differs from ours:\n{ours.body[:800]}\n{floor.body[:800]}"
-            )
+        ours_page = json.loads(first["ours"].body)
+        for name, run in first.items():
+            if json.loads(run.body) != ours_page:
+                raise RuntimeError(
+                    f"the {name} floor's answer differs from ours:\n"
+                    f"{first['ours'].body[:800]}\n{run.body[:800]}"
+                )
         if not ours_page["items"]:
             raise RuntimeError(f"no items for user {user_id}: seed the database first")
 
-    ours, floor = _compare_cold(
+    runs = compare_cold_many(
         workdir,
-        ours=(ours_dir, OURS.module),
-        baseline=(floor_dir, FLOOR.module),
+        {name: ColdTarget(dirs[name], spec.module, spec.env(env)) for name, spec in specs.items()},
         event=http_api_event(ITEMS_PATH, {"authorization": f"Bearer {token}"}),
-        env=env,
         samples=samples,
         check=check,
     )
-    return _row(
-        f"Lambda cold start, GET {ITEMS_PATH} authenticated, PostgreSQL (host bundle)",
-        stats([r.wall_ms for r in ours], "ms"),
-        stats([r.wall_ms for r in floor], "ms"),
-        limit=DATA_TARGET,
-        target=f"<= {DATA_TARGET}x floor (Starlette + Mangum + asyncpg + PyJWT)",
-        phases_ms={"ours": _phases(ours), "baseline": _phases(floor)},
-    )
+    ours = stats([r.wall_ms for r in runs["ours"]], "ms")
+    figure = f"Lambda cold start, GET {ITEMS_PATH} authenticated, PostgreSQL (host bundle)"
+    rows = []
+    for name in baselines:
+        _, limit, target = DATA_BASELINES[name]
+        rows.append(
+            _row(
+                f"{figure} vs {'same stack' if name == 'same_stack' else 'Starlette floor'}",
+                ours,
+                stats([r.wall_ms for r in runs[name]], "ms"),
+                limit=limit,
+                target=target,
+                section=section,
+                phases_ms={"ours": _phases(runs["ours"]), "baseline": _phases(runs[name])},
+            )
+        )
+    return rows
 
 
 # --- warm invocations --------------------------------------------------------------------------
@@ -532,24 +616,24 @@ def cold_start_data(
 # ASGI app, in alternating blocks. The service logs one JSON line per request to stdout, which
 # the parent sends to /dev/null; both modes log alike.
 WARM_CHILD = """\
-import asyncio, json, os, sys, time
-bundle, config_path, out_path = sys.argv[1], sys.argv[2], sys.argv[3]
+import asyncio, importlib, json, os, sys, time
+bundle, config_path, out_path, module = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 sys.path.insert(0, bundle)
 with open(config_path) as f:
     config = json.load(f)
-import lambda_handler
+entry = importlib.import_module(module)
 from mangum.handlers import HTTPGateway
 
 @@CONTEXT@@
 
-handler = lambda_handler.handler
-app = lambda_handler.app
+handler = entry.handler
+app = entry.app
 loop = asyncio.get_event_loop()
 context = Context()
 
 def asgi_scope(event):
     # What Mangum hands the app, less its aws.* keys: the scope an ASGI server would give.
-    scope = HTTPGateway(event, context, lambda_handler.asgi_handler.config).scope
+    scope = HTTPGateway(event, context, entry.asgi_handler.config).scope
     return {key: value for key, value in scope.items() if not key.startswith("aws.")}
 
 async def call_app(template):
@@ -646,9 +730,20 @@ def _warm_run(
     config_file, out_file = run_dir / "config.json", run_dir / "result.json"
     config_file.write_text(json.dumps(config))
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-B", "-c", WARM_CHILD, str(ours_dir), str(config_file), str(out_file)],
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-B",
+            "-c",
+            WARM_CHILD,
+            str(ours_dir),
+            str(config_file),
+            str(out_file),
+            OURS.module,
+        ],
         cwd=ours_dir,
-        env=_lambda_env(database_url, secret_key),
+        env=OURS.env(_lambda_env(database_url, secret_key)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -670,8 +765,8 @@ def warm_overhead(
     user_id: uuid.UUID | str | None = None,
     requests: int = 3000,
 ) -> list[Row]:
-    """Figure 3: per-request time through ``lambda_handler.handler`` versus calling
-    ``lambda_handler.app`` directly, in one process (the host bundle, as for cold starts),
+    """Figure 3: per-request time through the runtime entry's ``handler`` versus calling its
+    ``app`` directly, in one process (the host bundle, as for cold starts),
     for ``GET /health`` and the authenticated read; ``requests`` per mode and route, in
     alternating blocks of 100 after 300 warm-up requests of each."""
     times, run_dir = _warm_run(
@@ -741,7 +836,7 @@ def _importtime_runs(workdir: Path, spec: BundleSpec, runs: int) -> list[dict[st
     """Per run, every module the handler import loads: name -> (cumulative ms, own ms)."""
     bundle_dir = bundle(workdir, spec, BundleTarget.host())
     code = f"import sys; sys.path.insert(0, {str(bundle_dir)!r}); import {spec.module}"
-    env = _lambda_env(UNREACHABLE_DATABASE_URL, HEALTH_SECRET_KEY)
+    env = spec.env(_lambda_env(UNREACHABLE_DATABASE_URL, HEALTH_SECRET_KEY))
     measured = []
     for _ in range(runs):
         result = subprocess.run(
@@ -875,6 +970,7 @@ def bundle_sizes(workdir: Path, top: int = 10) -> list[Row]:
                 _single(base["zipped"] / MB, "MB"),
                 limit=ZIPPED_TARGET,
                 target=f"<= {ZIPPED_TARGET}x minimal FastAPI + Mangum",
+                section="size",
                 files={"ours": ours["files"], "baseline": base["files"]},
             )
         )
@@ -884,6 +980,7 @@ def bundle_sizes(workdir: Path, top: int = 10) -> list[Row]:
             _single(base["unzipped"] / MB, "MB"),
             limit=float("inf"),
             target=f"far under Lambda's {LAMBDA_UNZIPPED_LIMIT_MB} MB limit",
+            section="size",
         )
         unzipped["met"] = ours["unzipped"] / MB < LAMBDA_UNZIPPED_LIMIT_MB
         unzipped["limit_fraction"] = ours["unzipped"] / MB / LAMBDA_UNZIPPED_LIMIT_MB
@@ -910,6 +1007,7 @@ def bundle_sizes(workdir: Path, top: int = 10) -> list[Row]:
                     f"{entry['zipped'] / MB:.2f} MB zipped"
                 ),
                 "met": None,
+                "command": command("size"),
                 "zipped_mb": entry["zipped"] / MB,
                 "files": entry["files"],
             }
@@ -958,7 +1056,7 @@ def import_report(workdir: Path) -> str:
     """What the handler imports cost, ours and both baselines: own time per package, then
     modules by cumulative time."""
     out = io.StringIO()
-    for spec in (OURS, MINIMAL_FASTAPI, FLOOR):
+    for spec in (OURS, MINIMAL_FASTAPI, SAME_STACK, FLOOR):
         out.write(f"\n{spec.name}: import {spec.module}, own time per package (ms)\n")
         for package, own in import_profile_by_package(workdir, spec):
             out.write(f"  {own:8.1f}  {package}\n")

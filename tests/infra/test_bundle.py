@@ -1,6 +1,9 @@
 """The real Lambda bundle, built once per target: what is inside, what it was built for, its size,
 and that it runs. Then the content hash, the Docker fallback's copy, and the asset CDK makes of it.
 
+The bundle is the sample's as the AWS stack builds it: the service's code and lock, plus the
+runtime entry (``serverless_fastapi_entry``, the handler the stack deploys) and its Mangum.
+
 Two bundles are built per session: Lambda's target (python3.14 on arm64, which this machine cannot
 execute, so it is inspected) and this machine's (which is run).
 """
@@ -42,6 +45,7 @@ from constructs_lib.aws.bundling import (
     tools,
     uv_python,
 )
+from constructs_lib.runtime import ENTRY_DIR, ENTRY_PACKAGE, LAMBDA_REQUIREMENTS
 from stacks.spec import load_spec
 
 # What the repository's spec (deploy.yaml: no cache) leaves out of the Lambda bundle.
@@ -51,6 +55,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICE_DIR = ROOT / "service"
 REQUIREMENTS = SERVICE_DIR / "requirements.txt"
 HTTP_API_EVENT = ROOT / "tests" / "events" / "http_api_v2_get.json"
+API_HANDLER = f"{ENTRY_PACKAGE}.lambda_api.handler"
+# What FastApiLambdaService adds beside the app.
+ENTRY = {"extra_sources": {ENTRY_PACKAGE: ENTRY_DIR}, "extra_requirements": LAMBDA_REQUIREMENTS}
 
 LAMBDA_TARGET = BundleTarget.create("3.14", "arm64")
 MB = 1024 * 1024
@@ -113,6 +120,7 @@ def _build(tmp_path_factory: pytest.TempPathFactory, target: BundleTarget) -> Bu
         architecture=target.architecture,
         manylinux=target.manylinux,
         drop_packages=DROPS,
+        **ENTRY,
     )
     return Bundle(target, output, time.perf_counter() - started)
 
@@ -244,7 +252,9 @@ def test_nothing_from_the_tooling_is_inside(bundle: Bundle) -> None:
 
 @pytest.mark.slow
 def test_the_service_is_inside_unchanged(bundle: Bundle) -> None:
-    assert (bundle.path / "lambda_handler.py").is_file()
+    assert (bundle.path / ENTRY_PACKAGE / "lambda_api.py").read_bytes() == (
+        ENTRY_DIR / "lambda_api.py"
+    ).read_bytes()
     assert (bundle.path / "webapi" / "__init__.py").is_file()
     expected = source_files(SERVICE_DIR)
     assert PurePosixPath("webapi/migrations/script.py.mako") in expected  # data files go in too
@@ -292,9 +302,9 @@ HANDLER_RUN = """
 import json, sys, sysconfig
 bundle, event = sys.argv[1], sys.argv[2]
 sys.path.insert(0, bundle)
-import lambda_handler
+from serverless_fastapi_entry import lambda_api
 with open(event) as f:
-    response = lambda_handler.handler(json.load(f), None)
+    response = lambda_api.handler(json.load(f), None)
 stdlib = tuple(sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib"))
 outside = sorted(
     name for name, module in list(sys.modules.items())
@@ -319,6 +329,9 @@ def test_host_bundle_runs_the_handler(read_only_host_bundle: Bundle) -> None:
         "ENVIRONMENT": "test",
         "DATABASE_URL": "postgresql+asyncpg://u@127.0.0.1:1/x",  # /health needs no database
         "SECRET_KEY": "k" * 32 + "0123456789abcdefghijklmnopqrstuv",
+        # As the stack configures the entry for the sample.
+        "FASTAPI_DEPLOY_ENTRYPOINT": "webapi.main:create_app",
+        "FASTAPI_DEPLOY_FACTORY": "1",
     }
     result = subprocess.run(
         [sys.executable, "-I", "-S", "-B", "-c", HANDLER_RUN, str(bundle.path), str(HTTP_API_EVENT)],
@@ -436,8 +449,8 @@ def test_content_hash_is_stable_and_ignores_place_and_time(service_copy: Path) -
 def test_content_hash_follows_the_content(service_copy: Path, tmp_path: Path) -> None:
     requirements = service_copy / "requirements.txt"
     original = _hash(service_copy, requirements)
-    handler = service_copy / "lambda_handler.py"
-    handler.write_text(handler.read_text() + "\n# changed\n")
+    module = service_copy / "webapi" / "main.py"
+    module.write_text(module.read_text() + "\n# changed\n")
     changed = _hash(service_copy, requirements)
     assert changed != original
     (service_copy / "webapi" / "new_module.py").write_text("")
@@ -528,7 +541,8 @@ def test_cdk_bundles_locally_through_jsii(tmp_path: Path) -> None:
     (function,) = Template.from_stack(stack).find_resources("AWS::Lambda::Function").values()
     asset_hash = function["Properties"]["Code"]["S3Key"].removesuffix(".zip")
     staged = tmp_path / "cdk.out" / f"asset.{asset_hash}"
-    assert (staged / "lambda_handler.py").is_file()
+    assert (staged / ENTRY_PACKAGE / "lambda_api.py").is_file()
+    assert (staged / "webapi" / "main.py").is_file()
     assert list((staged / "pydantic_core").glob("*.cpython-314-aarch64-linux-gnu.so"))
     assert not (staged / "requirements.txt").exists()
 
@@ -545,8 +559,8 @@ def _function(stack: Any, source_dir: Path) -> None:
         "Function",
         runtime=runtime,
         architecture=architecture,
-        handler="lambda_handler.handler",
-        code=lambda_code(source_dir=source_dir, runtime=runtime, architecture=architecture),
+        handler=API_HANDLER,
+        code=lambda_code(source_dir=source_dir, runtime=runtime, architecture=architecture, **ENTRY),
     )
 
 

@@ -54,7 +54,6 @@ def test_only_service_files_are_in_the_build_context() -> None:
         ".dockerignore",
         "requirements.in",
         "requirements.txt",
-        "lambda_handler.py",
         "webapi",
     }
 
