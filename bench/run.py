@@ -130,6 +130,9 @@ def as_rows(result: object) -> list[Row]:
 
 
 def last_line(exc: BaseException) -> str:
+    """The exception's last line, as a traceback ends (``NotAvailable``: its message alone)."""
+    if isinstance(exc, NotAvailable):
+        return str(exc)
     return "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
 
 
