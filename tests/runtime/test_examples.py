@@ -21,6 +21,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import urllib.request
@@ -398,8 +399,11 @@ def test_the_container_command_serves_it_on_port_through_the_cloud_sql_socket(
 
 
 def _socket_dir(postgres: PostgresForTests, tmp_path: Path) -> Path:
+    """A Unix socket's path has at most 107 bytes (sun_path): the directory goes under a short
+    temporary root, not the test's (pytest's can be long enough to overflow it)."""
     assert postgres.local is not None
-    directory = tmp_path / "cloudsql" / "my-project:europe-west1:shop-dev-pg"
+    root = Path(tempfile.mkdtemp(prefix="cs", dir="/tmp"))
+    directory = root / "cloudsql" / "my-project:europe-west1:shop-dev-pg"
     directory.mkdir(parents=True)
     (directory / ".s.PGSQL.5432").symlink_to(postgres.local.data_dir / f".s.PGSQL.{postgres.local.port}")
     return directory
