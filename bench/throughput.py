@@ -70,6 +70,8 @@ DB_POOL_SIZE = 10
 DB_MAX_OVERFLOW = 0
 SEEDED_ITEMS = 20
 STARTUP_TIMEOUT_S = 30.0
+# Unrecorded load before each window after an app's first (the connections are open already).
+ROUND_WARMUP_S = 0.5
 SHUTDOWN_TIMEOUT_S = 15.0
 API = "/api/v1"
 
@@ -297,6 +299,7 @@ def _measure(
     warmup_s: float,
     repeats: int,
 ) -> tuple[dict[str, Any], list[str]]:
+    """The load generator's raw result (its windows) and the server's log problems meanwhile."""
     headers = {"Authorization": f"Bearer {token}"} if endpoint.path.startswith(API) else {}
     body = None
     if endpoint.writes:
@@ -319,7 +322,7 @@ def _measure(
         raise RuntimeError(
             f"{server.name} died under load ({server.process.returncode})\n{server.log_tail()}"
         )
-    return summarize(result), _log_problems(server, log_start, server.log_size())
+    return result, _log_problems(server, log_start, server.log_size())
 
 
 def _row(
@@ -472,22 +475,34 @@ def run_throughput(
         for endpoint in endpoints:
             user = writer if endpoint.writes else reader
             for concurrency in concurrencies:
-                summaries: dict[str, dict[str, Any]] = {}
+                # The windows of the apps interleaved (one window of each in turn, the order
+                # rotated per cell and reversed per round), so the load of a shared machine
+                # drifts over all alike; the first window of each follows its warm-up.
+                raw: dict[str, dict[str, Any]] = {
+                    server.name: {"windows": [], "timeouts": 0, "problems": []} for server in servers
+                }
                 shift = cell % len(servers)
                 order = servers[shift:] + servers[:shift]
-                for server in order if (cell // len(servers)) % 2 == 0 else reversed(order):
-                    if endpoint.writes:
-                        _reset_writes(database_url, writer.id)
-                    summary, problems = _measure(
-                        server,
-                        endpoint,
-                        user.token,
-                        concurrency,
-                        duration_s=duration_s,
-                        warmup_s=warmup_s,
-                        repeats=repeats,
-                    )
-                    summaries[server.name] = {**summary, "log_problems": problems}
+                for round_ in range(repeats):
+                    for server in order if round_ % 2 == 0 else list(reversed(order)):
+                        if endpoint.writes:
+                            _reset_writes(database_url, writer.id)
+                        result, problems = _measure(
+                            server,
+                            endpoint,
+                            user.token,
+                            concurrency,
+                            duration_s=duration_s,
+                            warmup_s=warmup_s if round_ == 0 else min(warmup_s, ROUND_WARMUP_S),
+                            repeats=1,
+                        )
+                        raw[server.name]["windows"] += result["windows"]
+                        raw[server.name]["timeouts"] += result["timeouts"]
+                        raw[server.name]["problems"] += problems
+                summaries = {
+                    name: {**summarize(result), "log_problems": result["problems"][:5]}
+                    for name, result in raw.items()
+                }
                 for name in baselines:
                     rows.append(
                         _row(
