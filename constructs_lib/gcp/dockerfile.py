@@ -63,6 +63,10 @@ def dockerfile_text(*, environment: Mapping[str, str], requirements: bool) -> st
         "    PIP_DISABLE_PIP_VERSION_CHECK=1 \\",
         "    PORT=8080",
         "",
+        "# The base image's standard library has no bytecode (docker-library/python deletes it).",
+        "RUN python -m compileall -q "
+        '"$(python -c \'import sysconfig; print(sysconfig.get_path("stdlib"))\')"',
+        "",
         *install,
         f"WORKDIR {APP_DIR}",
         f"COPY app/ {APP_DIR}/",
