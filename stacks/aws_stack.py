@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+from typing import get_args
+
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Size, Stack, Tags
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from constructs_lib.aws.bundling.target import python_version_of
+from constructs_lib.aws.bundling.tools import PythonChoice, choose_python, missing_python_message
 from constructs_lib.aws.cache import CacheEngine, CacheOptions
 from constructs_lib.aws.database import DatabaseOptions
 from constructs_lib.aws.fastapi_lambda_service import FastApiLambdaService
-from constructs_lib.aws.nag import skip_checkov
+from constructs_lib.aws.http_function import newest_python_runtime, python_runtime
+from constructs_lib.aws.nag import skip_checkov, suppress
 from constructs_lib.aws.storage import StorageOptions
-from stacks.spec import Architecture, Spec, Stage
+from stacks.spec import Architecture, Compute, Spec, SpecError, Stage
+
+log = logging.getLogger(__name__)
 
 ARCHITECTURES = {
     Architecture.ARM64: lambda_.Architecture.ARM_64,
@@ -52,6 +60,8 @@ class AwsServiceStack(Stack):
             **kwargs,  # type: ignore[arg-type]
         )
         self.spec = spec
+        # The one version both the function's runtime and its bundle (wheels, bytecode) are for.
+        self.python = lambda_python(spec, bundling=self.bundling_required)
         removal = removal_policy(spec)
         self.service = FastApiLambdaService(
             self,
@@ -60,6 +70,7 @@ class AwsServiceStack(Stack):
             app=spec.app.options(),
             bundle_drop_packages=spec.lambda_drop_packages,
             lock_dir=spec.lock_dir,
+            runtime=python_runtime(self.python.version),
             architecture=ARCHITECTURES[spec.compute.architecture],
             memory_mib=spec.compute.memory_mib,
             timeout=Duration.seconds(spec.compute.timeout_seconds),
@@ -70,6 +81,7 @@ class AwsServiceStack(Stack):
             ),
             extra_secrets=spec.secrets,
             provisioned_concurrency=spec.scaling.min_instances,
+            snap_start=spec.compute.snap_start,
             reserved_concurrency=spec.scaling.max_instances if spec.scaling.reserve_concurrency else None,
             cors_origins=spec.cors_origins,
             log_retention=retention(spec.log_retention_days),
@@ -79,6 +91,7 @@ class AwsServiceStack(Stack):
             cache=cache_options(spec) if spec.cache.enabled else None,
             storage=storage_options(spec, removal) if spec.storage.enabled else None,
         )
+        self._allow_older_python()
         for key, value in (("project", spec.project), ("stage", spec.stage.value)):
             # DBProxyTargetGroup takes no tags (CloudFormation would reject them).
             Tags.of(self).add(key, value, exclude_resource_types=["AWS::RDS::DBProxyTargetGroup"])
@@ -96,6 +109,56 @@ class AwsServiceStack(Stack):
             CfnOutput(self, "CacheSecretArn", value=self.service.cache.secret.secret_arn)
         if self.service.storage is not None:
             CfnOutput(self, "UploadsBucketName", value=self.service.storage.bucket_name)
+
+    def _allow_older_python(self) -> None:
+        """cdk-nag wants the newest Python runtime; an older one is chosen on purpose (auto: the
+        newest this machine has, so that the bundle carries bytecode; or the spec names it)."""
+        if self.python.version == python_version_of(newest_python_runtime()):
+            return
+        reason = (
+            f"python{self.python.version} is deliberate: compute.python is {self.python.requested}, "
+            f"and the bundle carries bytecode only for a CPython the synthesizing machine has "
+            f"(a cold start without it compiles every import); a supported Lambda runtime"
+        )
+        for function in (self.service.function, self.service.migrate_function):
+            if function is not None:
+                for rule in ("AwsSolutions-L1", "Serverless-LambdaLatestVersion"):
+                    suppress(function, rule, reason)
+
+
+def lambda_python_versions() -> tuple[str, ...]:
+    """The versions ``compute.python`` names (the Python runtimes Lambda supports: 3.11 on
+    Amazon Linux 2, 3.12 and later on Amazon Linux 2023), less any this aws-cdk-lib lacks."""
+    known = []
+    for version in get_args(Compute.model_fields["python"].annotation):
+        if version == "auto":
+            continue
+        try:
+            python_runtime(version)
+        except ValueError:
+            continue
+        known.append(version)
+    return tuple(known)
+
+
+def lambda_python(spec: Spec, *, bundling: bool) -> PythonChoice:
+    """The Lambda Python for ``spec.compute.python`` (:func:`choose_python`; auto: the newest
+    Lambda runs that this machine has, so that the bundle carries bytecode for it).
+
+    When this machine has no CPython of the chosen version, the bundle would ship without
+    bytecode and every cold start would compile every import again: prod fails the synth (a
+    :class:`SpecError` naming ``compute.python`` and the fixes), dev warns. Only when this
+    stack's bundle is built (``bundling``): a synth that skips bundling builds nothing.
+    """
+    versions = lambda_python_versions()
+    choice = choose_python(spec.compute.python, versions)
+    if choice.bytecode or not bundling:
+        return choice
+    message = missing_python_message(choice, field="compute.python", supported=versions)
+    if spec.stage is Stage.PROD:
+        raise SpecError(f"{message}. (prod refuses a bundle without bytecode; dev only warns)")
+    log.warning("warning: %s. (dev: synthesized anyway; prod refuses this)", message)
+    return choice
 
 
 def removal_policy(spec: Spec) -> RemovalPolicy:

@@ -63,6 +63,21 @@ def newest_python_runtime() -> lambda_.Runtime:
     return getattr(lambda_.Runtime, max(versions)[1])  # type: ignore[no-any-return]
 
 
+def python_runtime(version: str) -> lambda_.Runtime:
+    """``Runtime.PYTHON_3_13`` for ``"3.13"``; ValueError when this aws-cdk-lib does not know it."""
+    major, _, minor = version.partition(".")
+    runtime = getattr(lambda_.Runtime, f"PYTHON_{major}_{minor}", None)
+    if not isinstance(runtime, lambda_.Runtime):
+        raise ValueError(f"aws-cdk-lib {_cdk_version()} has no Lambda runtime python{version}")
+    return runtime
+
+
+def _cdk_version() -> str:
+    from importlib.metadata import version  # noqa: PLC0415 - only for the message
+
+    return version("aws-cdk-lib")
+
+
 class HttpApiFunction(Construct):
     """The function, a live alias (SnapStart and provisioned concurrency attach to
     published versions), its log group, and the HTTP API's $default stage."""

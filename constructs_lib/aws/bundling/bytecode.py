@@ -69,7 +69,8 @@ def compile_bytecode(target_dir: Path, python_version: str) -> None:
     interpreter = target_interpreter(python_version)
     if interpreter is None:
         log.warning(
-            "no CPython %s on this machine (python%s on PATH, or one uv finds): the Lambda bundle "
+            "no CPython %s on this machine (python%s on PATH, one uv finds, pyenv's, asdf's or "
+            "mise's): the Lambda bundle "
             "ships without precompiled bytecode, so every cold start compiles the imports again. "
             "`uv python install %s` (uv is in the project's .venv) fixes that.",
             python_version,
