@@ -83,13 +83,14 @@ os._exit(0)
 """
 
 
-def default_python() -> PythonChoice:
-    """What the default `make synth` chooses on this machine (the repository's spec)."""
+def default_python(requested: str | None = None) -> PythonChoice:
+    """What the default `make synth` chooses on this machine (the repository's spec), or what
+    ``requested`` (``compute.python``'s value) would."""
     from constructs_lib.aws.bundling.tools import choose_python  # noqa: PLC0415
     from stacks.aws_stack import lambda_python_versions  # noqa: PLC0415 - loads aws-cdk-lib
     from stacks.spec import load_spec  # noqa: PLC0415
 
-    return choose_python(load_spec().compute.python, lambda_python_versions())
+    return choose_python(requested or load_spec().compute.python, lambda_python_versions())
 
 
 def host_target(python_version: str) -> BundleTarget:
@@ -189,12 +190,13 @@ def _phases(runs: Sequence[dict[str, Any]]) -> dict[str, float]:
     return {name: round(stats([r["phases_ms"][name] for r in runs], "ms")["median"], 1) for name in names}
 
 
-def run(workdir: Path, *, quick: bool) -> list[Row]:
-    """The rows of `make bench`'s bytecode section (see the module's docstring)."""
+def run(workdir: Path, *, quick: bool, python: str | None = None) -> list[Row]:
+    """The rows of `make bench`'s bytecode section (see the module's docstring); ``python``
+    measures another ``compute.python`` than the spec's."""
     from bench.lambda_bench import OURS, bundle, http_api_event  # noqa: PLC0415 - heavy imports
 
     samples = 5 if quick else 15
-    choice = default_python()
+    choice = default_python(python)
     if choice.interpreter is None:
         raise RuntimeError(
             f"this machine has no CPython {choice.version} (compute.python {choice.requested}): "
@@ -247,9 +249,10 @@ def run(workdir: Path, *, quick: bool) -> list[Row]:
     baseline = stats([r["wall_ms"] for r in runs["none"]], "ms")
     ratio = ours["median"] / baseline["median"]
     label = f"python{choice.version} (compute.python {choice.requested}), {target.architecture}"
+    what = "the default make synth bundle" if python is None else "the make synth bundle"
     return [
         {
-            "figure": f"Lambda cold start, GET /health, the default make synth bundle, {label}",
+            "figure": f"Lambda cold start, GET /health, {what}, {label}",
             "ours": ours,
             "baseline": baseline,
             "ratio": ratio,
@@ -284,12 +287,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--workdir", type=Path, help="keep the bundles here between runs (default: a temp dir)"
     )
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--python", help="as if compute.python were this (default: the spec's)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bytecode-bench-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         try:
-            rows = run(workdir, quick=args.quick)
+            rows = run(workdir, quick=args.quick, python=args.python)
         finally:
             if args.workdir is None:
                 for built in (workdir / "bundles").glob("*"):

@@ -126,6 +126,13 @@ class AwsServiceStack(Stack):
                     suppress(function, rule, reason)
 
 
+# Lambda's Python runtimes on Amazon Linux 2 (glibc 2.26: manylinux2014 wheels only). auto never
+# picks one: common dependencies no longer publish such wheels (greenlet 3.5.6 and
+# argon2-cffi-bindings 26.2.0, locked by the example service, do not, so its bundle for 3.11
+# cannot be built without Docker), and python3.11 reaches end of support on 2027-06-30.
+AMAZON_LINUX_2_PYTHONS = frozenset({"3.10", "3.11"})
+
+
 def lambda_python_versions() -> tuple[str, ...]:
     """The versions ``compute.python`` names (the Python runtimes Lambda supports: 3.11 on
     Amazon Linux 2, 3.12 and later on Amazon Linux 2023), less any this aws-cdk-lib lacks."""
@@ -141,20 +148,31 @@ def lambda_python_versions() -> tuple[str, ...]:
     return tuple(known)
 
 
+def auto_python_versions() -> tuple[str, ...]:
+    """The versions auto chooses among: those on Amazon Linux 2023 (3.12 and later); 3.11 only
+    when ``compute.python`` names it (:data:`AMAZON_LINUX_2_PYTHONS`)."""
+    return tuple(v for v in lambda_python_versions() if v not in AMAZON_LINUX_2_PYTHONS)
+
+
 def lambda_python(spec: Spec, *, bundling: bool) -> PythonChoice:
-    """The Lambda Python for ``spec.compute.python`` (:func:`choose_python`; auto: the newest
-    Lambda runs that this machine has, so that the bundle carries bytecode for it).
+    """The Lambda Python for ``spec.compute.python`` (:func:`choose_python`; auto: the newest of
+    :func:`auto_python_versions` that this machine has, so that the bundle carries bytecode for it).
 
     When this machine has no CPython of the chosen version, the bundle would ship without
     bytecode and every cold start would compile every import again: prod fails the synth (a
     :class:`SpecError` naming ``compute.python`` and the fixes), dev warns. Only when this
     stack's bundle is built (``bundling``): a synth that skips bundling builds nothing.
     """
-    versions = lambda_python_versions()
+    versions = auto_python_versions()
     choice = choose_python(spec.compute.python, versions)
     if choice.bytecode or not bundling:
         return choice
     message = missing_python_message(choice, field="compute.python", supported=versions)
+    if choice.requested == "auto":
+        message += (
+            " (auto leaves out 3.11: Lambda runs it on Amazon Linux 2, for which many current "
+            'dependencies publish no wheels; compute.python: "3.11" names it)'
+        )
     if spec.stage is Stage.PROD:
         raise SpecError(f"{message}. (prod refuses a bundle without bytecode; dev only warns)")
     log.warning("warning: %s. (dev: synthesized anyway; prod refuses this)", message)

@@ -53,43 +53,56 @@ def machine(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     return have
 
 
+def _lambda_python(stage: str, python: str, *, bundling: bool = True) -> Any:
+    from stacks.aws_stack import lambda_python
+
+    spec = load_spec(context={"spec.compute.python": f'"{python}"'}, stage=stage)
+    return lambda_python(spec, bundling=bundling)
+
+
 # --- the choice --------------------------------------------------------------------------------
 
 
+def test_auto_chooses_among_lambdas_amazon_linux_2023_pythons() -> None:
+    from stacks.aws_stack import auto_python_versions, lambda_python_versions
+
+    assert lambda_python_versions() == LAMBDA_VERSIONS
+    assert auto_python_versions() == ("3.12", "3.13", "3.14")  # 3.11 runs on Amazon Linux 2
+
+
 @pytest.mark.parametrize(
-    ("has", "chosen"),
+    ("has", "chosen", "bytecode"),
     [
-        (LAMBDA_VERSIONS, "3.14"),
-        (("3.11", "3.13"), "3.13"),
-        (("3.12",), "3.12"),
-        (("3.11",), "3.11"),
-        (("3.10", "3.15"), "3.14"),  # none Lambda runs: the newest it runs, without bytecode
-        ((), "3.14"),
+        (LAMBDA_VERSIONS, "3.14", True),
+        (("3.11", "3.13"), "3.13", True),
+        (("3.12",), "3.12", True),
+        (("3.11",), "3.14", False),  # auto leaves out 3.11 (Amazon Linux 2)
+        (("3.10", "3.15"), "3.14", False),  # none Lambda runs: the newest, without bytecode
+        ((), "3.14", False),
     ],
 )
 def test_auto_is_the_newest_lambda_python_this_machine_has(
-    machine: Callable[..., None], has: tuple[str, ...], chosen: str
+    machine: Callable[..., None], has: tuple[str, ...], chosen: str, bytecode: bool
 ) -> None:
     machine(*has)
-    choice = choose_python("auto", LAMBDA_VERSIONS)
-    assert choice.version == chosen
-    assert choice.bytecode == (chosen in has)
+    choice = _lambda_python("dev", "auto")
+    assert (choice.version, choice.bytecode, choice.requested) == (chosen, bytecode, "auto")
     assert choice.interpreter == machine_with(*has)(chosen)
 
 
 def test_an_explicit_version_is_kept_with_or_without_its_interpreter(machine: Callable[..., None]) -> None:
-    machine("3.12")
+    machine("3.11", "3.12")
     assert choose_python("3.12", LAMBDA_VERSIONS).bytecode
+    assert _lambda_python("prod", "3.11").version == "3.11"  # named: allowed, with bytecode
     explicit = choose_python("3.14", LAMBDA_VERSIONS)
     assert (explicit.version, explicit.bytecode, explicit.requested) == ("3.14", False, "3.14")
 
 
 def test_auto_on_this_machine_has_an_interpreter_that_is_that_cpython() -> None:
-    """The real probe: whatever this machine has, auto picks a version it can compile for
-    (the test suite runs on CPython 3.11+, which Lambda runs)."""
-    choice = choose_python("auto", LAMBDA_VERSIONS)
-    assert choice.interpreter is not None
-    assert tuple(map(int, choice.version.split("."))) >= sys.version_info[:2]
+    """The real probe: the interpreter auto found runs, and is CPython of the chosen version."""
+    choice = _lambda_python("dev", "auto", bundling=False)
+    if choice.interpreter is None:
+        pytest.skip("this machine has no CPython 3.12+ (auto then builds a bundle without bytecode)")
     out = subprocess.run(
         [choice.interpreter, "-I", "-c", "import sys; print(*sys.version_info[:2], sys.implementation.name)"],
         capture_output=True,
@@ -131,13 +144,6 @@ def test_the_content_hash_follows_the_machine(machine: Callable[..., None], tmp_
 # --- prod fails, dev warns ---------------------------------------------------------------------
 
 
-def _lambda_python(stage: str, python: str, *, bundling: bool = True) -> Any:
-    from stacks.aws_stack import lambda_python
-
-    spec = load_spec(context={"spec.compute.python": f'"{python}"'}, stage=stage)
-    return lambda_python(spec, bundling=bundling)
-
-
 @pytest.mark.parametrize("python", ["auto", "3.14"])
 def test_prod_refuses_a_bundle_without_bytecode(machine: Callable[..., None], python: str) -> None:
     machine()
@@ -150,9 +156,13 @@ def test_prod_refuses_a_bundle_without_bytecode(machine: Callable[..., None], py
 
 
 def test_prod_names_what_auto_looked_for(machine: Callable[..., None]) -> None:
-    machine("3.10")
-    with pytest.raises(SpecError, match=r"compute\.python is auto.*none of the CPythons Lambda runs"):
+    machine("3.10", "3.11")
+    with pytest.raises(SpecError) as raised:
         _lambda_python("prod", "auto")
+    message = str(raised.value)
+    assert "compute.python is auto" in message
+    assert "none of the CPythons it chooses among (3.12, 3.13, 3.14)" in message
+    assert "auto leaves out 3.11" in message and 'compute.python: "3.11" names it' in message
 
 
 def test_prod_refuses_an_explicit_version_the_machine_lacks(machine: Callable[..., None]) -> None:
@@ -219,8 +229,9 @@ def test_the_stack_runs_the_chosen_python_and_passes_cdk_nag(
 
 @pytest.mark.slow
 def test_runtime_and_bytecode_agree_in_a_real_synth(tmp_path: Path) -> None:
-    """`make synth` as it runs on this machine (bundling on, auto): the template's runtime is
-    python3.X and every .pyc in the staged bundle is cpython-3X, for the same X."""
+    """`make synth` as it runs on this machine (bundling on, auto, dev): the template's runtime is
+    python3.X, and every .pyc in the staged bundle is cpython-3X for the same X (none at all on a
+    machine without a CPython auto chooses; the synth warns then)."""
     import aws_cdk as cdk
     from aws_cdk.assertions import Template
 
@@ -234,15 +245,17 @@ def test_runtime_and_bytecode_agree_in_a_real_synth(tmp_path: Path) -> None:
     template = Template.from_stack(stack).to_json()
     version = stack.python.version
     assert stack.python.interpreter == target_interpreter(version)
-    assert stack.python.bytecode  # the suite runs on a Python Lambda runs: auto finds one
     tag = "cpython-" + version.replace(".", "")
     for path, resource in _functions(template).items():
         properties = resource["Properties"]
         assert properties["Runtime"] == f"python{version}"
         asset = tmp_path / "cdk.out" / f"asset.{properties['Code']['S3Key'].removesuffix('.zip')}"
+        # the wheels are for the same version (an extension module of pydantic_core)
+        assert list((asset / "pydantic_core").glob(f"*.{tag}-*-linux-gnu.so"))
         compiled = list(asset.rglob("*.pyc"))
+        if not stack.python.bytecode:
+            assert compiled == []
+            continue
         assert compiled, f"{path}: no bytecode in {asset}"
         tags = {re.sub(r"^.*\.(cpython-\d+)(?:\.opt-\d)?\.pyc$", r"\1", p.name) for p in compiled}
         assert tags == {tag}, tags
-        # the wheels are for the same version (an extension module of pydantic_core)
-        assert list((asset / "pydantic_core").glob(f"*.{tag}-*-linux-gnu.so"))

@@ -157,17 +157,18 @@ def missing_python_message(choice: PythonChoice, *, field: str, supported: Seque
     version = choice.version
     if choice.requested == "auto":
         asked = (
-            f"{field} is auto, and this machine has none of the CPythons Lambda runs "
-            f"({', '.join(sorted(supported, key=_version_key))}) that bundling looks for "
+            f"{field} is auto, and this machine has none of the CPythons it chooses among "
+            f"({', '.join(sorted(supported, key=_version_key))}) where bundling looks "
             f"(python3.X on PATH, uv's, pyenv's, asdf's, mise's), so the newest, {version}, is used"
         )
     else:
         asked = f"{field} is {version}, but this machine has no CPython {version} that bundling finds"
+    others = " (or another of those)" if choice.requested == "auto" else ""
     return (
         f"{asked}: its Lambda bundle would ship without precompiled bytecode, so every cold "
         f"start compiles every import again. Fix one of: "
         f"`.venv/bin/uv python install {version}` (downloads it, where the network allows); "
-        f"install CPython {version} any other way (python{version} on PATH, pyenv); or set "
+        f"install CPython {version}{others} any other way (python{version} on PATH, pyenv); or set "
         f"{field} to a version this machine has"
     )
 
