@@ -105,6 +105,12 @@ class Compute(Model):
         False, description="AWS: Lambda SnapStart on the API function's published versions"
     )
 
+    @field_validator("python", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: object) -> object:
+        # YAML and -c read 3.13 as a number: a version is text ("3.13"; 3.10 would read 3.1).
+        return f"{value}" if isinstance(value, float) else value
+
     @model_validator(mode="after")
     def _cloud_run_pair(self) -> Compute:
         problem = limits.cloud_run_resources_error(

@@ -19,6 +19,10 @@ from tests.infra.gcp_synth import VARIANT, SynthesizedGcp, synth_gcp
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 SKIP_BUNDLING = {"aws:cdk:bundling-stacks": []}
+# compute.python auto picks the newest Lambda Python the machine has: the synthesized templates
+# (and their snapshots) name one, so they do not depend on the machine (with bundling skipped,
+# prod does not refuse a version the machine lacks: nothing is bundled).
+PINNED_PYTHON = {"spec.compute.python": '"3.14"'}
 # The feature flags users get: the tests synthesize with cdk.json's context, as `cdk synth` does.
 CDK_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
 
@@ -38,7 +42,7 @@ def synth_aws(stage: str, overrides: dict[str, str] | None = None) -> Synthesize
     from stacks.aws_stack import AwsServiceStack
     from stacks.spec import load_spec
 
-    context = {**CDK_CONTEXT, **SKIP_BUNDLING, **(overrides or {})}
+    context = {**CDK_CONTEXT, **SKIP_BUNDLING, **PINNED_PYTHON, **(overrides or {})}
     app = cdk.App(context=context)
     cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     cdk.Aspects.of(app).add(ServerlessChecks(verbose=True))

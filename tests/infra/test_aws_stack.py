@@ -48,7 +48,9 @@ def single(synth: SynthesizedAws, kind: str) -> tuple[str, dict[str, Any]]:
 def test_function_runtime_architecture_memory_timeout_tracing(aws_dev: SynthesizedAws) -> None:
     _, function = api_function(aws_dev)
     props = function["Properties"]
-    assert props["Runtime"] == "python3.14"  # the newest Python runtime in the installed aws-cdk-lib
+    assert (
+        props["Runtime"] == "python3.14"
+    )  # compute.python as conftest pins it (auto: test_python_runtime.py)
     assert props["Architectures"] == ["arm64"]
     assert props["MemorySize"] == 1024
     assert props["Timeout"] == 28  # under the integration's 29 s (API Gateway allows 30)

@@ -109,7 +109,7 @@ def test_cdk_asset_with_a_lock_and_extra_sources_elsewhere(tmp_path: Path) -> No
             "Function",
             runtime=aws_lambda.Runtime.PYTHON_3_14,
             architecture=aws_lambda.Architecture.ARM_64,
-            handler="lambda_handler.handler",
+            handler="serverless_fastapi_entry.lambda_api.handler",
             code=code,
         )
     keys = {}
@@ -121,7 +121,7 @@ def test_cdk_asset_with_a_lock_and_extra_sources_elsewhere(tmp_path: Path) -> No
         lock = inputs / ".bundling-inputs" / "requirements.txt"
         assert lock.read_bytes() == (SERVICE_DIR / "requirements.txt").read_bytes()
         assert (inputs / ".bundling-inputs" / "extra" / "0" / "__init__.py").is_file()
-        assert (inputs / "lambda_handler.py").is_file() and not (inputs / "requirements.txt").exists()
+        assert (inputs / "webapi" / "main.py").is_file() and not (inputs / "requirements.txt").exists()
     # CDK hashes the bundling options (the Docker command) with the content hash: equal keys
     # say the command names no host path.
     assert keys["one"] == keys["two"]
