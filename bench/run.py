@@ -133,7 +133,10 @@ def last_line(exc: BaseException) -> str:
     """The exception's last line, as a traceback ends (``NotAvailable``: its message alone)."""
     if isinstance(exc, NotAvailable):
         return str(exc)
-    return "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
+    lines = str(exc).strip().splitlines()
+    if len(lines) > 1:
+        return lines[-1]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def failed_row(step: Step, exc: BaseException) -> Row:
@@ -160,6 +163,7 @@ class Results:
     rows: list[Row] = field(default_factory=list)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
+    complete: bool = False  # False while the run is writing: the docs' table may lag behind
 
     def __post_init__(self) -> None:
         self.machine = machine()
@@ -191,6 +195,7 @@ class Results:
         return {
             "machine": self.machine,
             "elapsed_s": round(time.perf_counter() - self.started, 1),
+            "complete": self.complete,
             "sections": {name: self.runs[name] for name in SECTIONS if name in self.runs},
             "rows": self.all_rows(),
         }
@@ -297,24 +302,29 @@ def measure_command(
     probe = (
         "import json, resource, subprocess, sys, time\n"
         "start = time.perf_counter()\n"
-        "quiet = {'stdout': subprocess.DEVNULL, 'stderr': subprocess.DEVNULL}\n"
+        "quiet = {'stdout': sys.stderr, 'stderr': sys.stderr}\n"
         "code = subprocess.run(sys.argv[1:], **quiet).returncode\n"
         "wall = time.perf_counter() - start\n"
         "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
         "sys.stdout.write(json.dumps({'code': code, 'wall_s': wall, 'peak_rss_mib': rss / 1024}))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe, *command],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=True,
-    )
+    with tempfile.TemporaryFile("w+") as output:
+        result = subprocess.run(
+            [sys.executable, "-c", probe, *command],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=output,
+            text=True,
+            timeout=timeout,
+            check=True,
+        )
+        output.seek(0)
+        tail = output.read().strip().splitlines()[-30:]
     measured: dict[str, float] = json.loads(result.stdout)
     if measured["code"] != 0:
-        raise RuntimeError(f"{' '.join(command)} exited {measured['code']}")
+        last = tail[-1] if tail else "no output"
+        raise RuntimeError("\n".join([*tail, f"{' '.join(command)} exited {measured['code']}: {last}"]))
     return measured
 
 
@@ -584,7 +594,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed = execute(plan(shared, sections, skip_tests=args.skip_tests), results)
         finally:
             shared.stop()
-            results.write()
+        results.complete = True
+        results.write()
 
     out = sys.stdout
     out.write(table(results.all_rows()) + "\n")
