@@ -271,7 +271,7 @@ def test_generated_dockerfile_serves_the_app_through_the_entry(
     assert "pip install --require-hashes" in dockerfile
     assert "python -m compileall -q /app /opt/serverless-fastapi" in dockerfile
     # The base image's standard library gets its bytecode too (docker-library/python removes it).
-    assert "sysconfig.get_path(\"stdlib\")" in dockerfile
+    assert 'sysconfig.get_path("stdlib")' in dockerfile
     assert 'FASTAPI_DEPLOY_ENTRYPOINT="main:app"' in dockerfile
     assert "USER 10001" in dockerfile
     assert dockerfile.rstrip().endswith('CMD ["python", "-m", "serverless_fastapi_entry", "serve"]')
