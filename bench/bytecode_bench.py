@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.lambda_bench import CHILD
 from constructs_lib.aws.bundling.target import (
     BundleTarget,
     host_architecture,
@@ -51,36 +52,6 @@ WARMUP_RUNS = 1
 # /health never connects to the database (creating the engine does not), so none is needed.
 UNREACHABLE_DATABASE_URL = "postgresql+asyncpg://bench@127.0.0.1:1/bench"
 SECRET_KEY = "bytecode-bench-signing-key-0123456789abcdefghijklmnopqrstuvwxyz"
-
-CHILD = """\
-import time
-started = time.time()
-import importlib, json, os, sys
-bundle, module, event_path = sys.argv[1], sys.argv[2], sys.argv[3]
-sys.path.insert(0, bundle)
-
-class Context:
-    aws_request_id = "00000000-0000-4000-8000-000000000000"
-    function_name = "bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    log_group_name = "/aws/lambda/bench"
-    log_stream_name = "bench"
-    def get_remaining_time_in_millis(self):
-        return 30000
-
-with open(event_path) as f:
-    event = json.load(f)
-handler = importlib.import_module(module).handler
-imported = time.time()
-response = handler(event, Context())
-answered = time.time()
-sys.stdout.flush()
-marks = {"started": started, "imported": imported, "answered": answered}
-os.write(1, ("\\nRESULT " + json.dumps({"response": response, "marks": marks}) + "\\n").encode())
-os._exit(0)
-"""
 
 
 def default_python(requested: str | None = None) -> PythonChoice:
