@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_DIR = ROOT / "service"
 HELLO_DIR = ROOT / "tests" / "examples" / "hello"
+FLOOR_DIR = ROOT / "bench" / "baselines" / "same_stack"
 
 START_TARGET = 1.5
 WARMUP_RUNS = 1
@@ -190,24 +191,37 @@ def hello_entry_environment() -> dict[str, str]:
 
 def hello_install(workdir: Path, environment: dict[str, str]) -> dict[str, Install]:
     """The generated image's layout for the hello app: ``{"source", "compiled"}``."""
+    return entry_image_install(workdir, "hello", HELLO_DIR, environment)
+
+
+def floor_install(workdir: Path, environment: dict[str, str]) -> dict[str, Install]:
+    """The same-stack floor app (``bench/baselines/same_stack``) as an app without a Dockerfile
+    is deployed: the generated image's layout, its requirements plus the entry's server."""
+    return entry_image_install(workdir, "floor", FLOOR_DIR, environment)
+
+
+def entry_image_install(
+    workdir: Path, name: str, app_dir: Path, environment: dict[str, str]
+) -> dict[str, Install]:
+    """The generated image's layout for the app in ``app_dir``: ``{"source", "compiled"}``."""
     from constructs_lib.aws.bundling import BundleTarget, Dependencies, lock_requirements  # noqa: PLC0415
     from constructs_lib.gcp.dockerfile import ENTRY_PARENT, stage_build_context  # noqa: PLC0415
     from constructs_lib.runtime import CONTAINER_REQUIREMENTS, ENTRY_PACKAGE  # noqa: PLC0415
 
     entry_dir = ENTRY_PARENT.strip("/").replace("/", "-")
-    base = workdir / "cloudrun" / "hello-source"
+    base = workdir / "cloudrun" / f"{name}-source"
     if not base.is_dir():
-        building = base.with_name(".hello-building")
+        building = base.with_name(f".{name}-building")
         shutil.rmtree(building, ignore_errors=True)
         lock = lock_requirements(
-            Dependencies.detect(HELLO_DIR),
+            Dependencies.detect(app_dir),
             BundleTarget.host(),
             extra_requirements=CONTAINER_REQUIREMENTS,
-            lock_dir=workdir / "cloudrun" / "locks",
+            lock_dir=workdir / "cloudrun" / "locks" / name,
         )
         assert lock is not None
         context = stage_build_context(
-            HELLO_DIR,
+            app_dir,
             environment=environment,
             requirements=lock,
             staging_dir=workdir / "cloudrun" / "contexts",
@@ -218,9 +232,9 @@ def hello_install(workdir: Path, environment: dict[str, str]) -> dict[str, Insta
         _strip_bytecode(building)
         building.rename(base)
     installs = {"source": Install(base, base / "app", (base / entry_dir,))}
-    root = base.with_name("hello-compiled")
+    root = base.with_name(f"{name}-compiled")
     if not root.is_dir():
-        building = root.with_name(".hello-compiled-building")
+        building = root.with_name(f".{name}-compiled-building")
         shutil.rmtree(building, ignore_errors=True)
         shutil.copytree(base, building, symlinks=True)
         # pip install (compiles what it installs), then RUN python -m compileall -q /app /opt/...
@@ -422,6 +436,8 @@ def variants_for(
     ours_env: dict[str, str],
     hello_env: dict[str, str],
     stdlib_home: Path,
+    floor: dict[str, Install] | None = None,
+    floor_env: dict[str, str] | None = None,
 ) -> list[Variant]:
     from constructs_lib.runtime import ENTRY_PACKAGE  # noqa: PLC0415
 
@@ -436,6 +452,7 @@ def variants_for(
         Variant("hello-entry-source", hello["source"], entry, hello_env),
         Variant("ours-image-stdlib", ours["compiled"], ("-m", "webapi.serve"), ours_env, stdlib_home),
         Variant("hello-entry-image-stdlib", hello["compiled"], entry, hello_env, stdlib_home),
+        *([Variant("floor-entry", floor["compiled"], entry, floor_env or {})] if floor else []),
     ]
 
 
@@ -521,6 +538,28 @@ def start_rows(times: dict[str, list[float]]) -> list[Row]:
             target="info: what compiling the base image's stdlib at build would buy",
             limit=None,
         ),
+        *(
+            [
+                _ratio_row(
+                    f"{figure}: ours vs the same-stack floor (generated CMD)",
+                    times,
+                    "ours",
+                    "floor-entry",
+                    target="info: FastAPI + SQLAlchemy async + asyncpg + PyJWT, 3 routes",
+                    limit=None,
+                ),
+                _ratio_row(
+                    f"{figure}: the same-stack floor vs hello (both generated CMD)",
+                    times,
+                    "floor-entry",
+                    "hello-entry",
+                    target="info: what the mandated stack costs before any app code",
+                    limit=None,
+                ),
+            ]
+            if "floor-entry" in times
+            else []
+        ),
     ]
 
 
@@ -555,6 +594,7 @@ class Setup:
 
 def setup(workdir: Path, database: LocalPostgres) -> Setup:
     from bench.lambda_bench import prepare_database  # noqa: PLC0415
+    from constructs_lib.runtime.serverless_fastapi_entry import ENTRYPOINT_VARIABLE, FACTORY_VARIABLE  # noqa: PLC0415
     from constructs_lib.runtime.serverless_fastapi_entry.dburl import database_url  # noqa: PLC0415
     from devtools.localdb import SUPERUSER  # noqa: PLC0415
     from stacks.spec import load_spec  # noqa: PLC0415
@@ -574,9 +614,23 @@ def setup(workdir: Path, database: LocalPostgres) -> Setup:
     )
     ours_env = {settings.url_variable: url, "SECRET_KEY": SECRET_KEY, "ENVIRONMENT": "dev"}
     hello_env = hello_entry_environment()
+    # The floor reads the same database as ours, through the same socket, as any app would.
+    floor_env = {
+        ENTRYPOINT_VARIABLE: "same_stack_app:app",
+        FACTORY_VARIABLE: "false",
+        "DATABASE_URL": url,
+        "SECRET_KEY": SECRET_KEY,
+    }
     ours, hello = ours_install(workdir), hello_install(workdir, hello_env)
+    floor = floor_install(workdir, {k: v for k, v in floor_env.items() if k.startswith("FASTAPI_DEPLOY_")})
     variants = variants_for(
-        ours, hello, ours_env=ours_env, hello_env=hello_env, stdlib_home=image_stdlib(workdir)
+        ours,
+        hello,
+        ours_env=ours_env,
+        hello_env=hello_env,
+        stdlib_home=image_stdlib(workdir),
+        floor=floor,
+        floor_env=floor_env,
     )
     return Setup(ours, hello, variants)
 

@@ -148,6 +148,37 @@ def test_on_event_startup_handlers_run_once(tmp_path: Path) -> None:
     assert [body(r) for r in responses] == [{"starts": 1}] * 4
 
 
+GC_APP = """
+import gc
+from contextlib import asynccontextmanager
+from fastapi import FastAPI
+
+SEEN = {"at_import": gc.isenabled()}
+
+@asynccontextmanager
+async def lifespan(app):
+    SEEN["at_startup"] = gc.isenabled()
+    yield
+
+app = FastAPI(lifespan=lifespan)
+
+@app.get("/gc")
+def collector():
+    return {**SEEN, "in_request": gc.isenabled(), "app_frozen": not any(o is app for o in gc.get_objects()),
+            "frozen": gc.get_freeze_count()}
+"""
+
+
+def test_the_app_loads_without_the_collector_and_stays_frozen(tmp_path: Path) -> None:
+    # asgi.collector_paused: import and startup without the cyclic collector, then what they
+    # built frozen (out of later collections' way), and the collector on for requests.
+    app_dir = write_app(tmp_path, "gc", GC_APP)
+    (response,) = run_environment(app_dir, [http_event("/gc")], FASTAPI_DEPLOY_ENTRYPOINT="main:app")
+    seen = body(response)
+    assert seen["at_import"] is False and seen["at_startup"] is False
+    assert seen["in_request"] is True and seen["app_frozen"] is True and seen["frozen"] > 10_000
+
+
 def test_an_app_without_lifespan_support_is_served(tmp_path: Path) -> None:
     app_dir = write_app(tmp_path, "plain", PLAIN_ASGI_APP)
     responses = run_environment(app_dir, [http_event("/x")] * 2, FASTAPI_DEPLOY_ENTRYPOINT="main:app")

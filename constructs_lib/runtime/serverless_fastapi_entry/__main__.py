@@ -9,16 +9,18 @@ import sys
 from collections.abc import Callable
 
 from . import environment, migrate
-from .asgi import load_app
+from .asgi import collector_paused, load_app
 
 log = logging.getLogger("serverless_fastapi_entry")
 
 
 def serve() -> None:
-    import uvicorn  # noqa: PLC0415 - the container's server, not needed on Lambda
+    with collector_paused():  # the server and the app loaded without the cyclic collector
+        import uvicorn  # noqa: PLC0415 - the container's server, not needed on Lambda
 
+        app = load_app()  # an app or a factory, as the entrypoint says; uvicorn runs its lifespan
     uvicorn.run(
-        load_app(),  # an app or a factory, as the entrypoint says; uvicorn runs its lifespan
+        app,
         host=os.environ.get("HOST", "0.0.0.0"),  # noqa: S104 - a container listens on all interfaces
         port=int(os.environ.get("PORT", "8080")),
         proxy_headers=True,

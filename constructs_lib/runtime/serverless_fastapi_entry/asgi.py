@@ -9,11 +9,13 @@ would run startup and shutdown around every invocation (Kludex/mangum#342).
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import inspect
 import os
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,28 @@ def add_source_root(root: str | None = None) -> None:
         path = str((base / root).resolve())
         if path not in sys.path:
             sys.path.insert(0, path)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while the app is imported and started, then everything
+    that built (modules, classes, routes, models, the app's clients) frozen: moved out of the
+    collector's sight for the life of the process, and the collector on again.
+
+    Importing an app allocates hundreds of thousands of long-lived objects; each allocation
+    threshold crossed starts a collection that walks them all again, for no garbage (measured:
+    the example service's container start-up 475 -> 414 ms, bench/cloudrun_bench.py). Later
+    collections walk only what requests allocate. This is the pattern ``gc.freeze``'s
+    documentation gives for a process that loads once and then serves. Cyclic garbage made
+    while loading is kept, not collected: a start-up's worth, once."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
 
 
 def load_app(entrypoint: str | None = None, factory: bool | None = None) -> ASGIApp:

@@ -20,7 +20,7 @@ from mangum import Mangum
 from mangum.handlers import HTTPGateway
 
 from . import environment
-from .asgi import ASGIApp, Lifespan, Receive, Scope, Send, WithLifespanState, load_app
+from .asgi import ASGIApp, Lifespan, Receive, Scope, Send, WithLifespanState, collector_paused, load_app
 from .snapstart import SnapStartHooks
 
 
@@ -78,14 +78,15 @@ environment.resolve()
 # Before the app is imported, so that the app's own hooks run between the entry's (None
 # unless this init is SnapStart's).
 snapstart = SnapStartHooks.register()
-app = load_app()
-lifespan = Lifespan(app)
-asgi_handler = Mangum(
-    StagePrefix(WithLifespanState(app, lifespan)), lifespan="off", custom_handlers=[HttpApiEvents]
-)
-# Mangum set up the event loop it runs every invocation in: start the app in it, once.
-loop = asyncio.get_event_loop()
-loop.run_until_complete(lifespan.startup())
+with collector_paused():  # the app loaded and started without the cyclic collector, then frozen
+    app = load_app()
+    lifespan = Lifespan(app)
+    asgi_handler = Mangum(
+        StagePrefix(WithLifespanState(app, lifespan)), lifespan="off", custom_handlers=[HttpApiEvents]
+    )
+    # Mangum set up the event loop it runs every invocation in: start the app in it, once.
+    loop = asyncio.get_event_loop()
+    loop.run_until_complete(lifespan.startup())
 if snapstart is not None:
     snapstart.serve(app, asgi_handler, loop)
 

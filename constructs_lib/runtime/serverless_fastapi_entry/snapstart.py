@@ -217,12 +217,24 @@ def close_connections(loop: asyncio.AbstractEventLoop | None) -> list[str]:
 
 
 def _instances(types: dict[str, type]) -> dict[str, list[Any]]:
-    """The live objects of each of ``types``, by name (one pass over the collector's objects)."""
+    """The live objects of each of ``types``, by name (one pass over the collector's objects).
+
+    Objects frozen by ``gc.freeze`` (the entry freezes what loading the app built, and apps
+    freeze their own startup) are not in ``gc.get_objects()``: they are unfrozen for the pass
+    and frozen again after it."""
     found: dict[str, list[Any]] = {}
     if not types:
         return found
     every = tuple(types.values())
-    for obj in gc.get_objects():
+    frozen = gc.get_freeze_count() > 0
+    if frozen:
+        gc.unfreeze()
+    try:
+        objects = gc.get_objects()
+    finally:
+        if frozen:
+            gc.freeze()
+    for obj in objects:
         if isinstance(obj, every):
             name = next(name for name, cls in types.items() if isinstance(obj, cls))
             found.setdefault(name, []).append(obj)
