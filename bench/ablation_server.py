@@ -10,7 +10,8 @@ be measured under the same load:
 * ``nested-routers``: the routers' routes registered on the app itself, each built once with
   its full path, instead of included (FastAPI 0.165 matches an included router's routes
   through a layer of its own per request);
-* ``gc``: the cyclic garbage collector, off once the app is built.
+* ``gc``: the cyclic garbage collector, off once the app is built;
+* ``admission``: the database gate (``Database.admitted``): sessions go straight to the pool.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 # webapi.main.API_PREFIX, checked after the import: the routers must be patched before the
 # service's modules (which build them) are imported.
 API_PREFIX = "/api/v1"
-ABLATIONS = ("access-log", "request-context", "guards", "nested-routers", "gc")
+ABLATIONS = ("access-log", "request-context", "guards", "nested-routers", "gc", "admission")
 
 
 def chosen() -> set[str]:
@@ -82,12 +83,15 @@ def apply(switches: set[str]) -> None:
 
     webapi.main.create_app = create_app
 
-    if "gc" in switches:
+    if switches & {"gc", "admission"}:
         original_startup = webapi.main.startup
 
         async def startup(app: Any) -> None:
             await original_startup(app)
-            gc.disable()
+            if "gc" in switches:
+                gc.disable()
+            if "admission" in switches:
+                app.state.db.gate = None
 
         webapi.main.startup = startup
 

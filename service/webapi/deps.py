@@ -52,15 +52,16 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     started, it would make the server close the client's connection, and with it the next
     request on that connection, whose write could land unacknowledged."""
     database: Database = request.app.state.db
-    session = database.sessions_for(request.method)()
-    try:
-        yield session
-    finally:
+    async with database.admitted():  # in arrival order, as many at a time as the pool holds
+        session = database.sessions_for(request.method)()
         try:
-            await session.close()
-        except Exception as exc:
-            log.warning("session cleanup failed", extra={"error": type(exc).__name__})
-            await _invalidate(session)
+            yield session
+        finally:
+            try:
+                await session.close()
+            except Exception as exc:
+                log.warning("session cleanup failed", extra={"error": type(exc).__name__})
+                await _invalidate(session)
 
 
 async def _invalidate(session: AsyncSession) -> None:

@@ -7,6 +7,7 @@ writes outlives the test.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from sqlalchemy.pool import NullPool
 from tests.conftest import TEST_SECRET_KEY
 from webapi import aws_secrets
 from webapi.config import Environment, Settings
-from webapi.db import Database
+from webapi.db import Database, engine_options
 from webapi.main import create_app, shutdown, startup
 
 API = "/api/v1"
@@ -69,7 +70,13 @@ def app(settings: Settings, engine: AsyncEngine, connection: AsyncConnection) ->
     sessions = async_sessionmaker(
         bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False, autoflush=False
     )
-    app.state.db = Database(engine=engine, sessionmaker=sessions)
+    options = engine_options(settings)  # requests admitted as the deployed service admits them
+    app.state.db = Database(
+        engine=engine,
+        sessionmaker=sessions,
+        gate=asyncio.Semaphore(options["pool_size"] + options["max_overflow"]),
+        gate_timeout_seconds=options["pool_timeout"],
+    )
     return app
 
 
