@@ -22,19 +22,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.lambda_bench import CHILD
+from bench.lambda_bench import ColdRun, cold_run, stats, stats_with_p90
 from constructs_lib.aws.bundling.target import (
     BundleTarget,
     host_architecture,
@@ -70,22 +67,6 @@ def host_target(python_version: str) -> BundleTarget:
     tags = (lambda_manylinux(python_version), host_manylinux())
     manylinux = min(tags, key=lambda tag: int(tag.rsplit("_", 1)[1]))
     return BundleTarget(python_version, host_architecture(), manylinux)
-
-
-def stats(values: Sequence[float], unit: str) -> dict[str, Any]:
-    """Median, p90 (nearest rank), min and max of ``values``."""
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-    p90 = ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
-    return {
-        "median": median,
-        "p90": p90,
-        "min": ordered[0],
-        "max": ordered[-1],
-        "unit": unit,
-        "samples": len(ordered),
-    }
 
 
 def _read_only(root: Path) -> None:
@@ -125,40 +106,11 @@ def _pyc_count(root: Path) -> int:
     return sum(1 for _ in root.rglob("*.pyc"))
 
 
-def cold_run(
-    interpreter: str, bundle_dir: Path, module: str, event_file: Path, env: dict[str, str]
-) -> dict[str, Any]:
-    """One cold start: wall ms, status, body, phases (interpreter, import, invoke)."""
-    command = [interpreter, "-I", "-S", "-B", "-c", CHILD, str(bundle_dir), module, str(event_file)]
-    spawned = time.time()
-    started = time.perf_counter()
-    result = subprocess.run(
-        command, cwd=bundle_dir, env=env, capture_output=True, text=True, check=False, timeout=120
-    )
-    wall = (time.perf_counter() - started) * 1000
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    if result.returncode != 0 or not lines:
-        raise RuntimeError(
-            f"cold start of {bundle_dir.name} with {interpreter} failed (exit {result.returncode}):\n"
-            f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
-        )
-    outcome = json.loads(lines[-1].removeprefix("RESULT "))
-    marks, response = outcome["marks"], outcome["response"]
-    return {
-        "wall_ms": wall,
-        "status": int(response["statusCode"]),
-        "body": response.get("body") or "",
-        "phases_ms": {
-            "interpreter": (marks["started"] - spawned) * 1000,
-            "import": (marks["imported"] - marks["started"]) * 1000,
-            "invoke": (marks["answered"] - marks["imported"]) * 1000,
-        },
-    }
+PHASES = ("interpreter", "import", "invoke")
 
 
-def _phases(runs: Sequence[dict[str, Any]]) -> dict[str, float]:
-    names = runs[0]["phases_ms"]
-    return {name: round(stats([r["phases_ms"][name] for r in runs], "ms")["median"], 1) for name in names}
+def _phases(runs: Sequence[ColdRun]) -> dict[str, float]:
+    return {name: round(stats([r.phases_ms[name] for r in runs], "ms")["median"], 1) for name in PHASES}
 
 
 def run(workdir: Path, *, quick: bool, python: str | None = None) -> list[Row]:
@@ -195,29 +147,33 @@ def run(workdir: Path, *, quick: bool, python: str | None = None) -> list[Row]:
         }
     )
     targets = {"bytecode": with_bytecode, "none": bare}
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+    runs: dict[str, list[ColdRun]] = {name: [] for name in targets}
     event_file = workdir / f"bytecode-bench-event-{os.getpid()}.json"
     event_file.write_text(json.dumps(http_api_event("/health")))
     try:
         for _ in range(WARMUP_RUNS):
             for name, path in targets.items():
-                warm = cold_run(choice.interpreter, path, OURS.module, event_file, env)
-                if warm["status"] != 200 or json.loads(warm["body"]) != {"status": "ok"}:
-                    raise RuntimeError(f"{name}: /health answered {warm['status']}: {warm['body'][:500]}")
+                warm = cold_run(
+                    path, OURS.module, event_file, env, interpreter=choice.interpreter, timeout=120
+                )
+                if warm.status != 200 or json.loads(warm.body) != {"status": "ok"}:
+                    raise RuntimeError(f"{name}: /health answered {warm.status}: {warm.body[:500]}")
         for n in range(samples):
             order = ("bytecode", "none") if n % 4 in (0, 3) else ("none", "bytecode")  # ABBA
             for name in order:
-                result = cold_run(choice.interpreter, targets[name], OURS.module, event_file, env)
-                if result["status"] != 200:
-                    raise RuntimeError(f"{name}: /health answered {result['status']}")
+                result = cold_run(
+                    targets[name], OURS.module, event_file, env, interpreter=choice.interpreter, timeout=120
+                )
+                if result.status != 200:
+                    raise RuntimeError(f"{name}: /health answered {result.status}")
                 runs[name].append(result)
     finally:
         event_file.unlink(missing_ok=True)
     if _pyc_count(bare) != 0 or _pyc_count(with_bytecode) != compiled:
         raise RuntimeError("bytecode was written into a read-only bundle during the runs")
 
-    ours = stats([r["wall_ms"] for r in runs["bytecode"]], "ms")
-    baseline = stats([r["wall_ms"] for r in runs["none"]], "ms")
+    ours = stats_with_p90([r.wall_ms for r in runs["bytecode"]], "ms")
+    baseline = stats_with_p90([r.wall_ms for r in runs["none"]], "ms")
     ratio = ours["median"] / baseline["median"]
     label = f"python{choice.version} (compute.python {choice.requested}), {target.architecture}"
     what = "the default make synth bundle" if python is None else "the make synth bundle"

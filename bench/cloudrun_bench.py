@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import re
 import shutil
 import signal
 import socket
@@ -53,9 +52,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from bench.lambda_bench import Row, stats
+from bench.lambda_bench import Row, parse_importtime, rank_imports, stats, stats_with_p90
 
 if TYPE_CHECKING:
     from devtools.localdb import LocalPostgres
@@ -72,9 +71,6 @@ START_TIMEOUT_S = 60
 MB = 1024 * 1024
 SECRET_KEY = "cloudrun-bench-signing-key-0123456789abcdef0123456789abcdef0123456789"
 SOCKET_DIR_NAME = "my-project:europe-west1:bench-pg"
-
-_IMPORTTIME = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S.*)$")
-
 
 # --- the installs ------------------------------------------------------------------------------
 
@@ -416,16 +412,6 @@ def measure_starts(variants: Sequence[Variant], *, samples: int) -> dict[str, li
     return times
 
 
-def p90(values: Sequence[float]) -> float:
-    """The 90th percentile (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[max(0, -(-9 * len(ordered) // 10) - 1)]
-
-
-def _stats(values: Sequence[float]) -> dict[str, Any]:
-    return {**stats(values, "ms"), "p90": p90(values)}
-
-
 # --- the rows ----------------------------------------------------------------------------------
 
 
@@ -465,7 +451,7 @@ def _ratio_row(
     target: str,
     limit: float | None,
 ) -> Row:
-    mine, base = _stats(times[ours]), _stats(times[baseline])
+    mine, base = stats_with_p90(times[ours], "ms"), stats_with_p90(times[baseline], "ms")
     ratio = mine["median"] / base["median"]
     return {
         "figure": figure,
@@ -648,24 +634,8 @@ def run(workdir: Path, *, quick: bool, database: LocalPostgres) -> list[Row]:
 def import_profile(variant: Variant, *, runs: int = 3, top: int = 25) -> list[tuple[str, float, float]]:
     """``python -X importtime`` of the variant's start (to the first 200): the ``top`` modules as
     (name, cumulative ms, own ms), medians of ``runs``, by cumulative time."""
-    samples: dict[str, list[tuple[float, float]]] = {}
-    for _ in range(runs):
-        output = start_once(variant, extra_flags=("-X", "importtime")).output
-        for line in output.splitlines():
-            match = _IMPORTTIME.match(line)
-            if match:
-                name = match.group(4).strip()
-                samples.setdefault(name, []).append((int(match.group(2)) / 1000, int(match.group(1)) / 1000))
-    ranked = [
-        (
-            name,
-            stats([c for c, _ in values], "ms")["median"],
-            stats([o for _, o in values], "ms")["median"],
-        )
-        for name, values in samples.items()
-    ]
-    ranked.sort(key=lambda entry: entry[1], reverse=True)
-    return ranked[:top]
+    starts = [start_once(variant, extra_flags=("-X", "importtime")).output for _ in range(runs)]
+    return rank_imports([parse_importtime(output) for output in starts], top)
 
 
 def import_report(variants: Sequence[Variant], names: Sequence[str] = ("ours", "hello-entry")) -> str:

@@ -156,6 +156,17 @@ def stats(values: Sequence[float], unit: str) -> dict[str, Any]:
     return {"median": median, "min": ordered[0], "max": ordered[-1], "unit": unit, "samples": len(ordered)}
 
 
+def p90(values: Sequence[float]) -> float:
+    """The 90th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[max(0, -(-9 * len(ordered) // 10) - 1)]
+
+
+def stats_with_p90(values: Sequence[float], unit: str) -> dict[str, Any]:
+    """:func:`stats` and the p90."""
+    return {**stats(values, unit), "p90": p90(values)}
+
+
 def _single(value: float, unit: str) -> dict[str, Any]:
     return stats([value], unit)
 
@@ -412,17 +423,30 @@ class ColdRun:
     phases_ms: dict[str, float]
 
 
-def _cold_run(bundle_dir: Path, module: str, event_file: Path, env: dict[str, str]) -> ColdRun:
-    command = [sys.executable, "-I", "-S", "-B", "-c", CHILD, str(bundle_dir), module, str(event_file)]
+def cold_run(
+    bundle_dir: Path,
+    module: str,
+    event_file: Path,
+    env: dict[str, str],
+    *,
+    interpreter: str = sys.executable,
+    timeout: float | None = None,
+) -> ColdRun:
+    """One cold start of ``module``'s handler in ``bundle_dir`` by :data:`CHILD` under
+    ``interpreter``: wall time, the answer, and the phases (interpreter, import, invoke, exit)."""
+    command = [interpreter, "-I", "-S", "-B", "-c", CHILD, str(bundle_dir), module, str(event_file)]
     spawned = time.time()
     started = time.perf_counter()
-    result = subprocess.run(command, cwd=bundle_dir, env=env, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        command, cwd=bundle_dir, env=env, capture_output=True, text=True, check=False, timeout=timeout
+    )
     wall = time.perf_counter() - started
     returned = time.time()
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     if result.returncode != 0 or not lines:
         raise RuntimeError(
-            f"cold start of {bundle_dir.name}:{module} failed (exit {result.returncode}):\n"
+            f"cold start of {bundle_dir.name}:{module} with {interpreter} failed "
+            f"(exit {result.returncode}):\n"
             f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
         )
     outcome = json.loads(lines[-1].removeprefix("RESULT "))
@@ -473,7 +497,7 @@ def compare_cold_many(
 
     def run(name: str) -> ColdRun:
         target = targets[name]
-        return _cold_run(target.bundle_dir, target.module, event_file, target.env)
+        return cold_run(target.bundle_dir, target.module, event_file, target.env)
 
     try:
         runs: dict[str, list[ColdRun]] = {name: [] for name in names}
@@ -847,23 +871,25 @@ def _importtime_runs(workdir: Path, spec: BundleSpec, runs: int) -> list[dict[st
             text=True,
             check=True,
         )
-        modules = {}
-        for line in result.stderr.splitlines():
-            match = _IMPORTTIME.match(line)
-            if match:
-                modules[match.group(4).strip()] = (int(match.group(2)) / 1000, int(match.group(1)) / 1000)
-        measured.append(modules)
+        measured.append(parse_importtime(result.stderr))
     return measured
 
 
-def import_profile(
-    workdir: Path, spec: BundleSpec = OURS, *, top: int = 30, runs: int = 3
-) -> list[tuple[str, float, float]]:
-    """``python -X importtime`` of the handler import inside the read-only host bundle (the
-    cold-start child's way): the ``top`` modules as (name, cumulative ms, own ms), the
-    median of ``runs`` runs, sorted by cumulative time. (-X importtime itself adds ~15 %.)"""
+def parse_importtime(output: str) -> dict[str, tuple[float, float]]:
+    """``python -X importtime``'s lines in ``output``: module name -> (cumulative ms, own ms)."""
+    modules = {}
+    for line in output.splitlines():
+        match = _IMPORTTIME.match(line)
+        if match:
+            modules[match.group(4).strip()] = (int(match.group(2)) / 1000, int(match.group(1)) / 1000)
+    return modules
+
+
+def rank_imports(runs: Sequence[dict[str, tuple[float, float]]], top: int) -> list[tuple[str, float, float]]:
+    """The ``top`` modules over several runs of :func:`parse_importtime`, as (name, median
+    cumulative ms, median own ms), by cumulative time."""
     samples: dict[str, list[tuple[float, float]]] = {}
-    for modules in _importtime_runs(workdir, spec, runs):
+    for modules in runs:
         for name, times in modules.items():
             samples.setdefault(name, []).append(times)
     ranked = [
@@ -876,6 +902,15 @@ def import_profile(
     ]
     ranked.sort(key=lambda entry: entry[1], reverse=True)
     return ranked[:top]
+
+
+def import_profile(
+    workdir: Path, spec: BundleSpec = OURS, *, top: int = 30, runs: int = 3
+) -> list[tuple[str, float, float]]:
+    """``python -X importtime`` of the handler import inside the read-only host bundle (the
+    cold-start child's way): the ``top`` modules as (name, cumulative ms, own ms), the
+    median of ``runs`` runs, sorted by cumulative time. (-X importtime itself adds ~15 %.)"""
+    return rank_imports(_importtime_runs(workdir, spec, runs), top)
 
 
 def import_profile_by_package(
