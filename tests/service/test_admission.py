@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from tests.service.conftest import API, SignedUp
 from webapi.config import Settings
@@ -17,8 +17,6 @@ from webapi.db import Database, engine_options
 
 
 def gated(engine: AsyncEngine, slots: int, timeout: float = 5.0) -> Database:
-    from sqlalchemy.ext.asyncio import async_sessionmaker
-
     return Database(
         engine=engine,
         sessionmaker=async_sessionmaker(engine),
